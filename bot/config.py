@@ -1,0 +1,109 @@
+"""Settings, read from the environment and `.env` (pydantic-settings).
+
+Every remote base URL is a setting so a deployment can point at a proxy and a test at a fake.
+Tokens are `SecretStr`: their repr is `'**********'`, so a logged Settings leaks nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_csv(value: object) -> object:
+    """Lists come from env as `a,b,c` (also accept JSON-ish lists already parsed)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # each::sense (the agent)
+    eachsense_api_key: SecretStr | None = None
+    eachsense_base_url: str = "https://eachsense-agent.core.eachlabs.run/v1"
+    eachsense_model: str = "eachsense/beta"
+    eachsense_idle_timeout: float = Field(300.0, gt=0)
+    eachsense_connect_timeout: float = Field(15.0, gt=0)
+    eachsense_max_retries: int = Field(3, ge=0)
+    eachsense_max_retry_wait: float = Field(60.0, ge=0)
+
+    # each::api predictions and each::workflows
+    eachlabs_api_url: str = "https://api.eachlabs.ai/v1"
+    eachlabs_workflows_url: str = "https://workflows.eachlabs.run/api/v1"
+    workflows_api: Literal["current", "legacy"] = "current"
+    job_poll_initial: float = Field(2.0, gt=0)
+    job_poll_max: float = Field(15.0, gt=0)
+    job_timeout: float = Field(1800.0, gt=0)
+    public_url: str | None = None
+
+    # storage
+    database_url: str = "sqlite:///eachsense-bot.db"
+
+    # Slack
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_native_streaming: bool = False
+
+    # Discord
+    discord_token: SecretStr | None = None
+    discord_api_url: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg"
+    discord_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    discord_message_content: bool = True
+
+    # the bot's own HTTP server (Slack HTTP mode, webhooks, health)
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+
+    # behaviour
+    bot_admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_prompt_chars: int = Field(4000, gt=0)
+    max_concurrent_turns: int = Field(64, gt=0)
+    max_turns_per_user: int = Field(3, gt=0)
+    event_dedupe_ttl: float = Field(24 * 3600.0, gt=0)
+    media_allow_insecure: bool = False
+    media_max_bytes: int = Field(200 * 1024 * 1024, gt=0)
+    media_fetch_timeout: float = Field(120.0, gt=0)
+
+    # the offline simulator
+    simulator_host: str = "127.0.0.1"
+    simulator_port: int = 8765
+    simulator_shape: Literal["openai", "raw"] = "openai"
+    simulator_speed: float = Field(1.0, gt=0)
+
+    log_level: str = "INFO"
+
+    @field_validator("discord_guild_ids", "bot_admins", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @property
+    def has_eachsense_key(self) -> bool:
+        return bool(self.eachsense_api_key and self.eachsense_api_key.get_secret_value())
+
+    @property
+    def slack_enabled(self) -> bool:
+        return bool(self.slack_bot_token and (self.slack_app_token or self.slack_signing_secret))
+
+    @property
+    def discord_enabled(self) -> bool:
+        return bool(self.discord_token)
+
+    @property
+    def sqlite_path(self) -> str:
+        """The file behind `DATABASE_URL` (`sqlite:///relative.db`, `sqlite:////abs.db`,
+        or `sqlite://:memory:`)."""
+        url = self.database_url
+        if not url.startswith("sqlite:"):
+            raise ValueError("only sqlite:// DATABASE_URLs are supported")
+        path = url.removeprefix("sqlite:").removeprefix("//")
+        return path.removeprefix("/") if not path.startswith("//") else path[1:]

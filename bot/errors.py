@@ -1,0 +1,132 @@
+"""One error tree for the whole bot.
+
+Every error carries two texts: `user_message`, the sentence a person sees in the thread
+(never a token, never a traceback), and `detail`, what a log should keep. Adapters show
+`user_message`; nothing else about an exception ever reaches a chat.
+
+    BotError
+    ├── InputError            bad prompt / unknown option (the person can fix it)
+    ├── BusyError             a concurrency cap is full (try again shortly)
+    ├── MediaRejected         a generated file cannot be fetched or is not allowed
+    └── UpstreamError         anything from Eachlabs' services
+        ├── AuthError             401: key missing or rejected
+        ├── PaymentRequired       402 / INSUFFICIENT_BALANCE
+        ├── RequestRejected       422 and other 4xx
+        ├── RateLimited           429 after the bounded retries
+        ├── ServerError           5xx after retries
+        ├── ConnectError          could not reach the service
+        ├── StreamCut             the stream ended before the turn did
+        ├── IdleTimeout           no byte for `idle_timeout` seconds
+        ├── AgentError            an `error` event (carries `code`)
+        └── JobFailed             a prediction or workflow ended in failure
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Root of every error the bot expects. `str(err)` is the log detail."""
+
+    default_message = "Something went wrong. Please try again."
+
+    def __init__(self, user_message: str | None = None, *, detail: str = "") -> None:
+        self.user_message = user_message or self.default_message
+        self.detail = detail or self.user_message
+        super().__init__(self.detail)
+
+
+class InputError(BotError):
+    default_message = "I could not understand that request."
+
+
+class BusyError(BotError):
+    default_message = "I'm busy with other requests right now. Please try again in a moment."
+
+
+class MediaRejected(BotError):
+    default_message = "That file could not be fetched."
+
+
+class UpstreamError(BotError):
+    default_message = "each::sense had a problem. Please try again."
+
+    def __init__(
+        self,
+        user_message: str | None = None,
+        *,
+        detail: str = "",
+        status: int | None = None,
+    ) -> None:
+        super().__init__(user_message, detail=detail)
+        self.status = status
+
+
+class AuthError(UpstreamError):
+    default_message = (
+        "The Eachlabs API key was rejected. An admin needs to set a valid EACHSENSE_API_KEY."
+    )
+
+
+class PaymentRequired(UpstreamError):
+    default_message = "The Eachlabs account is out of credit. An admin needs to top it up."
+
+
+class RequestRejected(UpstreamError):
+    default_message = "each::sense rejected that request."
+
+
+class RateLimited(UpstreamError):
+    default_message = "each::sense is rate-limiting us. Please try again in a minute."
+
+    def __init__(
+        self,
+        user_message: str | None = None,
+        *,
+        detail: str = "",
+        status: int | None = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(user_message, detail=detail, status=status)
+        self.retry_after = retry_after
+
+
+class ServerError(UpstreamError):
+    default_message = "each::sense is having trouble right now. Please try again shortly."
+
+
+class ConnectError(UpstreamError):
+    default_message = "I could not reach each::sense. Please try again shortly."
+
+
+class StreamCut(UpstreamError):
+    default_message = (
+        "The connection to each::sense dropped before the answer finished. "
+        "Send your message again to continue."
+    )
+
+
+class IdleTimeout(UpstreamError):
+    default_message = (
+        "each::sense stopped responding. Send your message again to continue."
+    )
+
+
+class AgentError(UpstreamError):
+    """An `error` event in the stream (or an error body); `code` is the wire `error_code`."""
+
+    default_message = "each::sense reported an error."
+
+    def __init__(
+        self,
+        user_message: str | None = None,
+        *,
+        detail: str = "",
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(user_message, detail=detail, status=status)
+        self.code = code
+
+
+class JobFailed(UpstreamError):
+    default_message = "The run failed."

@@ -1,0 +1,301 @@
+"""Neutral value objects shared by the core, the adapters and storage.
+
+Everything here is a frozen dataclass so it can be passed between tasks without copying
+and compared in tests. Nothing here knows about Discord or Slack: adapters translate their
+payloads into these at the edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+Mode = Literal["max", "eco"]
+Platform = Literal["discord", "slack", "shell"]
+MediaKind = Literal["image", "video", "audio", "file"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelKey:
+    """Where channel settings (eco mode) live: one per platform channel."""
+
+    platform: str
+    workspace: str
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadKey:
+    """One chat thread; the unit that maps to one each::sense session."""
+
+    platform: str
+    workspace: str
+    channel: str
+    thread: str
+
+    @property
+    def channel_key(self) -> ChannelKey:
+        return ChannelKey(self.platform, self.workspace, self.channel)
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.workspace}:{self.channel}:{self.thread}"
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One message a person sent that the agent should answer.
+
+    `new_thread` is true for the message that opened the thread (the slash command);
+    `mode` is a per-thread override (Discord's `mode:` option) stored with the thread;
+    `event_id` is the platform's delivery id so redeliveries never start a second generation.
+    """
+
+    key: ThreadKey
+    user_id: str
+    text: str
+    new_thread: bool = False
+    mode: Mode | None = None
+    event_id: str | None = None
+    image_urls: tuple[str, ...] = ()
+
+
+# --- each::sense stream events -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingDelta:
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextResponse:
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    message: str
+    tool_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    message: str
+    percent: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    name: str
+    input: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMessage:
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationResponse:
+    url: str
+    generations: tuple[str, ...] = ()
+    total: int | None = None
+    model: str | None = None
+    execution_time_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClarificationNeeded:
+    question: str
+    options: tuple[str, ...] = ()
+    context: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebSearchQuery:
+    query: str
+
+
+@dataclass(frozen=True, slots=True)
+class WebSearchCitations:
+    """Citations as (title, url) pairs; a bare URL citation has its URL as title."""
+
+    citations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowEvent:
+    """Any `workflow_*` or `execution_*` event; `kind` is the wire type, `data` the payload."""
+
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    status: str = "completed"
+    generations: tuple[str, ...] = ()
+    task_id: str | None = None
+
+
+Event = (
+    ThinkingDelta
+    | TextResponse
+    | Status
+    | Progress
+    | ToolCall
+    | AgentMessage
+    | GenerationResponse
+    | ClarificationNeeded
+    | WebSearchQuery
+    | WebSearchCitations
+    | WorkflowEvent
+    | Complete
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A non-streamed answer: the text plus every generated URL."""
+
+    content: str
+    generations: tuple[str, ...] = ()
+    session_id: str | None = None
+    task_id: str | None = None
+
+
+# --- media ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """A fetched file on local disk, ready to upload (the fetcher owns its lifetime)."""
+
+    url: str
+    path: Path
+    filename: str
+    content_type: str
+    kind: MediaKind
+    size: int
+
+
+# --- what a message shows ------------------------------------------------------------------
+
+
+class ButtonAction(StrEnum):
+    """What a button does. Adapters encode `action` and `value` in a stable custom/action id
+    (for example `sense:regen:<turn id>`), so buttons keep working after a restart."""
+
+    STOP = "stop"
+    REGENERATE = "regen"
+    ANSWER = "answer"
+    CANCEL_JOB = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    action: ButtonAction
+    value: str
+    style: Literal["primary", "danger"] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What one bot message shows: a status line above the text, and buttons below."""
+
+    text: str = ""
+    status: str = ""
+    buttons: tuple[Button, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SurfaceLimits:
+    """What a platform allows; the renderer and media code obey these."""
+
+    min_edit_interval: float
+    max_text: int
+    max_upload_bytes: int
+
+
+# --- storage records -----------------------------------------------------------------------
+
+
+class TurnStatus(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRecord:
+    key: ThreadKey
+    session_id: str
+    owner_id: str
+    created_at: float
+    last_used_at: float
+    mode: Mode | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSettings:
+    eco: bool = False
+    changed_by: str | None = None
+    changed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    id: str
+    key: ThreadKey
+    user_id: str
+    prompt: str
+    status: TurnStatus
+    started_at: float
+    finished_at: float | None = None
+    mode: Mode = "max"
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRecord:
+    url: str
+    media_type: str
+    session_id: str
+    key: ThreadKey
+    message_id: str | None
+    created_at: float
+
+
+class JobKind(StrEnum):
+    PREDICTION = "prediction"
+    WORKFLOW = "workflow"
+
+
+class JobStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A prediction or workflow run the bot waits for; kept so a restart resumes waiting."""
+
+    id: str
+    kind: JobKind
+    remote_id: str
+    key: ThreadKey
+    user_id: str
+    webhook_secret: str
+    status: JobStatus
+    created_at: float
+    title: str = ""
+    message_id: str | None = None
+    finished_at: float | None = None
+    output: tuple[str, ...] = ()
+    error: str | None = None

@@ -1,0 +1,1 @@
+"""Storage implementations of `bot.ports.Store`."""
