@@ -1,0 +1,391 @@
+"""The use case: a person's message in a thread becomes one each::sense turn.
+
+Decisions made here and nowhere else:
+- thread → session: a new thread gets a new `session_id`; a known thread continues its own;
+- mode: the thread's override (Discord's `mode:` option) or else the channel's eco setting,
+  read at every turn so `/sense-eco on` applies to the very next message;
+- one turn at a time per thread (each::sense answers `SESSION_BUSY` otherwise): a second
+  message waits and the person is told it is queued;
+- a global cap and a per-person cap on turns in flight;
+- dedupe of platform redeliveries before anything is generated;
+- a running turn can be stopped; a turn cut by a crash is found at start-up.
+
+Adapters call `run()` with a `Turn` and a `Surface`; nothing here raises a `BotError` at
+them: every failure becomes a sentence in the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.config import Settings
+from bot.eachsense import EachSenseClient
+from bot.errors import BotError, BusyError, InputError, MediaRejected
+from bot.media import MediaFetcher
+from bot.models import (
+    ChannelKey,
+    GenerationRecord,
+    GenerationResponse,
+    Mode,
+    ThreadKey,
+    ThreadRecord,
+    Turn,
+    TurnRecord,
+    TurnStatus,
+    View,
+)
+from bot.ports import Store, Surface
+from bot.render import ReplyRenderer
+
+log = logging.getLogger(__name__)
+
+QUEUED = "⏳ Queued: I'll answer this as soon as the reply above is finished."
+INTERRUPTED = (
+    "⚠️ The bot restarted while answering here, so that answer was lost. "
+    "Please send your message again."
+)
+ECO_USAGE = "Use `/sense-eco on`, `/sense-eco off` or `/sense-eco status`."
+
+
+def new_session_id() -> str:
+    """Client-chosen session ids (the server creates the session on first use)."""
+    return f"esb-{uuid.uuid4().hex}"
+
+
+def guess_kind(url: str) -> str:
+    """Media kind from a URL's extension, for links we could not fetch."""
+    path = url.split("?", 1)[0].lower()
+    if path.endswith((".mp4", ".mov", ".webm", ".mkv")):
+        return "video"
+    if path.endswith((".mp3", ".wav", ".ogg", ".m4a")):
+        return "audio"
+    if path.endswith((".png", ".jpg", ".jpeg", ".gif", ".webp")):
+        return "image"
+    return "file"
+
+
+@dataclass
+class _ThreadSlot:
+    """A per-thread lock that disappears when nobody holds or waits for it, so thousands
+    of idle threads cost no memory here (they live in storage)."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[None]
+    user_id: str
+    key: ThreadKey
+
+
+class Conversations:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        agent: EachSenseClient,
+        media: MediaFetcher,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.agent = agent
+        self.media = media
+        self.settings = settings
+        self._clock = clock
+        self._slots: dict[ThreadKey, _ThreadSlot] = {}
+        self._global = asyncio.Semaphore(settings.max_concurrent_turns)
+        self._per_user: dict[str, int] = {}
+        self._running: dict[str, _Running] = {}
+
+    # --- questions adapters ask ---------------------------------------------------------
+
+    def check_prompt(self, text: str) -> str:
+        """The prompt to send, or an `InputError` saying what is wrong with it."""
+        prompt = (text or "").strip()
+        if not prompt:
+            raise InputError("Please write a prompt, for example `/sense a cyberpunk city`.")
+        limit = self.settings.max_prompt_chars
+        if len(prompt) > limit:
+            raise InputError(
+                f"That prompt is {len(prompt):,} characters; the limit is {limit:,}. "
+                "Please shorten it."
+            )
+        return prompt
+
+    async def mode_for(self, channel: ChannelKey, override: Mode | None = None) -> Mode:
+        if override is not None:
+            return override
+        settings = await self.store.get_channel(channel)
+        return "eco" if settings.eco else "max"
+
+    async def is_bot_thread(self, key: ThreadKey) -> bool:
+        return await self.store.get_thread(key) is not None
+
+    async def claim_event(self, platform: str, event_id: str) -> bool:
+        return await self.store.claim_event(
+            platform, event_id, now=self._clock(), ttl=self.settings.event_dedupe_ttl
+        )
+
+    @property
+    def running_turns(self) -> int:
+        return len(self._running)
+
+    # --- running a turn -----------------------------------------------------------------
+
+    async def run(self, turn: Turn, surface: Surface) -> None:
+        """Answer one message in its thread. Never raises `BotError`."""
+        if turn.event_id and not await self.claim_event(turn.key.platform, turn.event_id):
+            log.info("ignoring redelivered event %s", turn.event_id)
+            return
+        try:
+            prompt = self.check_prompt(turn.text)
+            self._take_user_slot(turn.user_id)
+        except BotError as err:
+            await self._say(surface, "⚠️ " + err.user_message)
+            return
+        try:
+            record = await self._thread_for(turn)
+            await self._run_in_order(turn, prompt, record, surface)
+        except BotError as err:
+            await self._say(surface, "⚠️ " + err.user_message)
+        finally:
+            self._release_user_slot(turn.user_id)
+
+    def _take_user_slot(self, user_id: str) -> None:
+        count = self._per_user.get(user_id, 0)
+        if count >= self.settings.max_turns_per_user:
+            raise BusyError(
+                f"You already have {count} requests running. "
+                "Please wait for one to finish before sending another."
+            )
+        self._per_user[user_id] = count + 1
+
+    def _release_user_slot(self, user_id: str) -> None:
+        count = self._per_user.get(user_id, 1) - 1
+        if count <= 0:
+            self._per_user.pop(user_id, None)
+        else:
+            self._per_user[user_id] = count
+
+    async def _thread_for(self, turn: Turn) -> ThreadRecord:
+        """The thread's session, created for a new thread (or an unknown one)."""
+        now = self._clock()
+        record = None if turn.new_thread else await self.store.get_thread(turn.key)
+        if record is None:
+            record = ThreadRecord(
+                key=turn.key,
+                session_id=new_session_id(),
+                owner_id=turn.user_id,
+                created_at=now,
+                last_used_at=now,
+                mode=turn.mode,
+            )
+            await self.store.save_thread(record)
+        return record
+
+    async def _run_in_order(
+        self, turn: Turn, prompt: str, record: ThreadRecord, surface: Surface
+    ) -> None:
+        slot = self._slots.setdefault(turn.key, _ThreadSlot())
+        slot.users += 1
+        try:
+            if slot.lock.locked():
+                await self._say(surface, QUEUED)
+            async with slot.lock, self._global:
+                await self._run_turn(turn, prompt, record, surface)
+        finally:
+            slot.users -= 1
+            if slot.users == 0:
+                self._slots.pop(turn.key, None)
+
+    async def _run_turn(
+        self, turn: Turn, prompt: str, record: ThreadRecord, surface: Surface
+    ) -> None:
+        mode = await self.mode_for(turn.key.channel_key, record.mode)
+        turn_id = uuid.uuid4().hex[:20]
+        await self.store.begin_turn(
+            TurnRecord(
+                id=turn_id,
+                key=turn.key,
+                user_id=turn.user_id,
+                prompt=prompt,
+                status=TurnStatus.RUNNING,
+                started_at=self._clock(),
+                mode=mode,
+            )
+        )
+        renderer = ReplyRenderer(surface, turn_id=turn_id, mode=mode)
+        await renderer.start()
+        task = asyncio.create_task(
+            self._stream(turn, prompt, record, mode, renderer, surface),
+            name=f"turn-{turn_id}",
+        )
+        self._running[turn_id] = _Running(task, turn.user_id, turn.key)
+        status = TurnStatus.FAILED
+        try:
+            await asyncio.shield(task)
+            await renderer.finish()
+            status = TurnStatus.DONE
+        except asyncio.CancelledError:
+            if not task.cancelled():  # we were cancelled (shutdown): stop the stream too
+                task.cancel()
+                raise
+            await renderer.cancelled()
+            status = TurnStatus.CANCELLED
+        except BotError as err:
+            log.info("turn %s failed: %s", turn_id, err.detail)
+            await renderer.fail(err)
+        except Exception:
+            log.exception("turn %s crashed", turn_id)
+            await renderer.fail(BotError())
+        finally:
+            self._running.pop(turn_id, None)
+            with contextlib.suppress(Exception):
+                now = self._clock()
+                await self.store.finish_turn(turn_id, status=status, at=now)
+                await self.store.touch_thread(turn.key, at=now)
+
+    async def _stream(
+        self,
+        turn: Turn,
+        prompt: str,
+        record: ThreadRecord,
+        mode: Mode,
+        renderer: ReplyRenderer,
+        surface: Surface,
+    ) -> None:
+        """Relay the stream into the renderer; media go out in order on a side task so a
+        slow upload never holds up the live text."""
+        uploads: asyncio.Queue[str | None] = asyncio.Queue()
+        uploader = asyncio.create_task(self._upload_all(uploads, record, renderer, surface))
+        seen: set[str] = set()
+        try:
+            async for event in self.agent.stream(
+                prompt, session_id=record.session_id, mode=mode, image_urls=turn.image_urls
+            ):
+                renderer.feed(event)
+                if isinstance(event, GenerationResponse) and event.url not in seen:
+                    seen.add(event.url)
+                    uploads.put_nowait(event.url)
+        except asyncio.CancelledError:  # Stop: pending uploads go too
+            uploader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await uploader
+            raise
+        except BaseException:  # a failed stream still delivers what was generated
+            uploads.put_nowait(None)
+            await uploader
+            raise
+        uploads.put_nowait(None)
+        await uploader
+
+    async def _upload_all(
+        self,
+        urls: asyncio.Queue[str | None],
+        record: ThreadRecord,
+        renderer: ReplyRenderer,
+        surface: Surface,
+    ) -> None:
+        while (url := await urls.get()) is not None:
+            kind = await self._deliver(url, surface)
+            renderer.media_done(url, kind)
+            with contextlib.suppress(Exception):
+                await self.store.add_generation(
+                    GenerationRecord(
+                        url=url,
+                        media_type=kind,
+                        session_id=record.session_id,
+                        key=record.key,
+                        message_id=None,
+                        created_at=self._clock(),
+                    )
+                )
+
+    async def _deliver(self, url: str, surface: Surface) -> str:
+        """Upload one generated file, or post its link when it cannot be uploaded."""
+        limit = surface.limits.max_upload_bytes
+        if limit <= 0:  # the surface shows links only (the shell)
+            kind = guess_kind(url)
+            await surface.post_link(url, kind=kind, reason="")
+            return kind
+        try:
+            async with self.media.fetch(url, max_bytes=limit) as media:
+                await surface.upload(media)
+                return media.kind
+        except MediaRejected as err:
+            reason = err.user_message
+        except Exception:
+            log.exception("could not upload %s", url)
+            reason = "The file could not be uploaded here."
+        kind = guess_kind(url)
+        with contextlib.suppress(Exception):
+            await surface.post_link(url, kind=kind, reason=reason)
+        return kind
+
+    async def _say(self, surface: Surface, text: str) -> None:
+        try:
+            await surface.post(View(text=text))
+        except Exception:
+            log.exception("could not post a notice")
+
+    # --- buttons and commands -----------------------------------------------------------
+
+    async def stop(self, turn_id: str, *, user_id: str) -> str:
+        running = self._running.get(turn_id)
+        if running is None:
+            return "That answer has already finished."
+        if user_id != running.user_id and user_id not in self.settings.bot_admins:
+            return "Only the person who asked can stop this answer."
+        running.task.cancel()
+        return "Stopping…"
+
+    async def regenerate(self, turn_id: str, *, user_id: str, surface: Surface) -> None:
+        record = await self.store.get_turn(turn_id)
+        if record is None:
+            await self._say(surface, "⚠️ I can't find that request any more. Please ask again.")
+            return
+        await self.run(Turn(key=record.key, user_id=user_id, text=record.prompt), surface)
+
+    async def eco(self, channel: ChannelKey, action: str, *, user_id: str, is_admin: bool) -> str:
+        action = (action or "status").strip().lower()
+        if action == "status":
+            current = await self.store.get_channel(channel)
+            return self._eco_sentence(current.eco)
+        if action not in ("on", "off"):
+            return f"Unknown option `{action[:40]}`. {ECO_USAGE}"
+        if not (is_admin or user_id in self.settings.bot_admins):
+            return (
+                "Only admins can change eco mode here (workspace admins in Slack, people "
+                "with Manage Channels in Discord, or ids in BOT_ADMINS). `/sense-eco status` "
+                "works for everyone."
+            )
+        await self.store.set_channel_eco(channel, eco=action == "on", by=user_id, at=self._clock())
+        return "Done. " + self._eco_sentence(action == "on")
+
+    @staticmethod
+    def _eco_sentence(eco: bool) -> str:
+        if eco:
+            return "Eco mode is **on** in this channel: faster, cheaper generations."
+        return "Eco mode is **off** in this channel: answers use max mode (best quality)."
+
+    async def recover(self) -> list[TurnRecord]:
+        """Turns that were running when the process died, now marked interrupted."""
+        turns = await self.store.interrupt_running_turns(at=self._clock())
+        if turns:
+            log.warning("%d turns were interrupted by a restart", len(turns))
+        return turns
+
+    async def aclose(self) -> None:
+        tasks = [running.task for running in self._running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

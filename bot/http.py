@@ -1,0 +1,55 @@
+"""The bot's own aiohttp server: Slack HTTP-mode events, Eachlabs webhooks, `/healthz`.
+
+One server for everything so a deployment exposes a single port (`HTTP_PORT`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+class HttpServer:
+    def __init__(self, *, host: str, port: int) -> None:
+        self.host = host
+        self._port = port
+        self.app = web.Application(client_max_size=2 * 1024 * 1024)
+        self.app.router.add_get("/healthz", _healthz)
+        self._runner: web.AppRunner | None = None
+
+    def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
+        """Mount routes; only before `start()` (aiohttp freezes the router then)."""
+        self.app.add_routes(list(routes))
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self._port}"
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            self._port = sockets[0].getsockname()[1]
+        log.info("HTTP server listening on %s:%d", self.host, self._port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -1,0 +1,535 @@
+"""The use case for direct model runs and workflows: `/sense-predict` and `/sense-workflow`.
+
+A run is created on Eachlabs, recorded in storage (so a restart resumes waiting instead of
+losing it), shown as one progress message in the thread, and waited for in two ways at once:
+polling with backoff (the safety net) and, when `PUBLIC_URL` is set, a signed webhook that
+finishes it at once. Whichever sees the end first wins `store.finish_job`, the one gate that
+makes the result appear exactly once (three webhook deliveries, a poller, another replica).
+
+Nothing here raises a `BotError` at the adapters from `run_*`: every failure becomes a
+sentence in the thread. `parse_*_args` do raise `InputError` so an adapter can answer the
+person privately before opening a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shlex
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.config import Settings
+from bot.eachlabs import JobState, PredictionsClient, WorkflowsClient, parse_job_state
+from bot.errors import BotError, InputError, JobFailed, MediaRejected, UpstreamError
+from bot.media import MediaFetcher
+from bot.models import (
+    Button,
+    ButtonAction,
+    JobKind,
+    JobRecord,
+    JobStatus,
+    ThreadKey,
+    View,
+)
+from bot.ports import Store, Surface
+
+log = logging.getLogger(__name__)
+
+PREDICT_USAGE = (
+    "Usage: `/sense-predict <model> <prompt>`, for example "
+    "`/sense-predict flux-pro/v1.1 a lighthouse at dawn`."
+)
+WORKFLOW_USAGE = (
+    "Usage: `/sense-workflow <workflow_id> [key=value ...]`, for example "
+    "`/sense-workflow wf_abc123 prompt='a red fox' style=photo`."
+)
+STORAGE_PROBLEM = "The run started, but I could not record it, so I can't follow it. Sorry!"
+MODELS_TTL = 600.0
+MAX_CHOICES = 25  # Discord's autocomplete limit
+_BACKOFF = 1.5
+_MODEL_PAGE = 100
+_MODEL_PAGES = 10
+
+
+def parse_predict_args(text: str) -> tuple[str, str]:
+    """`"model prompt..."` → (model, prompt). The prompt is kept as typed (quotes and all)."""
+    model, _, prompt = (text or "").strip().partition(" ")
+    prompt = prompt.strip()
+    if not model or not prompt:
+        raise InputError(PREDICT_USAGE)
+    return model, prompt
+
+
+def parse_workflow_args(text: str) -> tuple[str, dict[str, str]]:
+    """`"wf_id k=v k2='a b'"` → (workflow id, inputs). Shell-style quoting for values."""
+    try:
+        parts = shlex.split(text or "")
+    except ValueError as exc:
+        raise InputError(
+            f"I could not read that: {exc} (check your quotes). {WORKFLOW_USAGE}"
+        ) from exc
+    if not parts:
+        raise InputError(WORKFLOW_USAGE)
+    workflow_id, *pairs = parts
+    if "=" in workflow_id:
+        raise InputError(f"Start with the workflow id. {WORKFLOW_USAGE}")
+    inputs: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(
+                f"`{pair[:40]}` is not a `key=value` pair (quote values with spaces). "
+                f"{WORKFLOW_USAGE}"
+            )
+        inputs[key.strip()] = value
+    return workflow_id, inputs
+
+
+def _kind_of(url: str) -> str:
+    """Media kind from a URL's extension, for links we could not fetch."""
+    path = url.split("?", 1)[0].lower()
+    if path.endswith((".mp4", ".mov", ".webm", ".mkv")):
+        return "video"
+    if path.endswith((".mp3", ".wav", ".ogg", ".m4a")):
+        return "audio"
+    if path.endswith((".png", ".jpg", ".jpeg", ".gif", ".webp")):
+        return "image"
+    return "file"
+
+
+def _elapsed(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+@dataclass
+class _Waiter:
+    """One job this process is waiting for: its thread and the webhook's news, if any."""
+
+    record: JobRecord
+    surface: Surface
+    news: asyncio.Event = field(default_factory=asyncio.Event)
+    state: JobState | None = None
+    task: asyncio.Task[None] | None = None
+    last_view: View | None = None
+    last_edit: float = 0.0
+
+
+class Jobs:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        predictions: PredictionsClient,
+        workflows: WorkflowsClient,
+        media: MediaFetcher,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.predictions = predictions
+        self.workflows = workflows
+        self.media = media
+        self.settings = settings
+        self.clock = clock
+        self._waiters: dict[str, _Waiter] = {}
+        self._models: list[tuple[str, str]] = []
+        self._models_at = float("-inf")
+        self._models_lock = asyncio.Lock()
+
+    # --- starting runs ------------------------------------------------------------------
+
+    async def run_prediction(
+        self, *, key: ThreadKey, user_id: str, model: str, prompt: str, surface: Surface
+    ) -> None:
+        """Run `model` on `prompt` and post its outputs in the thread; returns when done."""
+        model, prompt = model.strip(), prompt.strip()
+        if not model or not prompt:
+            await _say(surface, f"⚠️ {PREDICT_USAGE}")
+            return
+        if len(prompt) > self.settings.max_prompt_chars:
+            await _say(
+                surface,
+                f"⚠️ That prompt is too long ({len(prompt):,} characters; the limit is "
+                f"{self.settings.max_prompt_chars:,}).",
+            )
+            return
+
+        async def create(webhook_url: str | None, secret: str | None) -> str:
+            return await self.predictions.create(
+                model, {"prompt": prompt}, webhook_url=webhook_url, webhook_secret=secret
+            )
+
+        await self._start(
+            JobKind.PREDICTION,
+            key=key,
+            user_id=user_id,
+            title=model,
+            create=create,
+            surface=surface,
+        )
+
+    async def run_workflow(
+        self,
+        *,
+        key: ThreadKey,
+        user_id: str,
+        workflow_id: str,
+        inputs: dict[str, str],
+        surface: Surface,
+    ) -> None:
+        """Trigger a saved workflow and post its outputs in the thread; returns when done."""
+        workflow_id = workflow_id.strip()
+        if not workflow_id:
+            await _say(surface, f"⚠️ {WORKFLOW_USAGE}")
+            return
+
+        async def create(webhook_url: str | None, secret: str | None) -> str:
+            return await self.workflows.trigger(
+                workflow_id, inputs, webhook_url=webhook_url, webhook_secret=secret
+            )
+
+        await self._start(
+            JobKind.WORKFLOW,
+            key=key,
+            user_id=user_id,
+            title=workflow_id,
+            create=create,
+            surface=surface,
+        )
+
+    async def _start(
+        self,
+        kind: JobKind,
+        *,
+        key: ThreadKey,
+        user_id: str,
+        title: str,
+        create: Callable[[str | None, str | None], Awaitable[str]],
+        surface: Surface,
+    ) -> None:
+        job_id = f"j{secrets.token_hex(8)}"
+        secret, webhook_url = "", None
+        if self.settings.public_url:
+            secret = secrets.token_hex(32)
+            webhook_url = f"{self.settings.public_url.rstrip('/')}/webhooks/eachlabs/{job_id}"
+        label = _label(kind, title)
+        try:
+            message_id = await surface.post(View(text=label, status="⏳ starting…"))
+        except Exception:
+            log.exception("could not post the progress message for job %s", job_id)
+            return
+        try:
+            remote = await create(webhook_url, secret or None)
+        except BotError as err:
+            log.warning("job %s (%s %s) was not created: %s", job_id, kind, title, err.detail)
+            view = View(text=f"{label}\n⚠️ {err.user_message}", status="❌ failed")
+            await _edit(surface, message_id, view, final=True)
+            return
+        record = JobRecord(
+            id=job_id,
+            kind=kind,
+            remote_id=remote,
+            key=key,
+            user_id=user_id,
+            webhook_secret=secret,
+            status=JobStatus.RUNNING,
+            created_at=self.clock(),
+            title=title,
+            message_id=message_id,
+        )
+        try:
+            await self.store.save_job(record)
+        except Exception:
+            # Without a record nothing can win `finish_job`, so the result could never show.
+            log.exception("could not save job %s (remote %s)", job_id, remote)
+            view = View(text=f"{label}\n⚠️ {STORAGE_PROBLEM}", status="❌ failed")
+            await _edit(surface, message_id, view, final=True)
+            return
+        log.info("job %s started: %s %s (remote %s)", job_id, kind, title, remote)
+        await self._follow(record, surface)
+
+    # --- waiting ------------------------------------------------------------------------
+
+    async def _follow(self, record: JobRecord, surface: Surface) -> None:
+        """Wait for a job in a task of its own so `cancel`/`aclose` can stop just the wait."""
+        waiter = _Waiter(record=record, surface=surface)
+        waiter.task = asyncio.create_task(self._wait(waiter), name=f"job-{record.id}")
+        self._waiters[record.id] = waiter
+        # Shielded: the command's task ending early must not stop the wait (only
+        # `aclose` does), or a result would be lost until the next restart.
+        await asyncio.shield(waiter.task)
+
+    async def _wait(self, waiter: _Waiter) -> None:
+        record = waiter.record
+        delay = self.settings.job_poll_initial
+        deadline = record.created_at + self.settings.job_timeout
+        try:
+            while True:
+                waiter.news.clear()  # before polling, so news arriving meanwhile is not lost
+                state = await self._look(waiter)
+                if state is not None and state.done:
+                    await self._finish(waiter, state)
+                    return
+                if self.clock() >= deadline:
+                    await self._finish(waiter, self._timed_out())
+                    return
+                if state is not None:
+                    await self._show_progress(waiter, state)
+                timeout = min(delay, max(0.0, deadline - self.clock()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.news.wait(), timeout)
+                delay = min(delay * _BACKOFF, self.settings.job_poll_max)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("waiting for job %s failed", record.id)
+        finally:
+            self._waiters.pop(record.id, None)
+
+    async def _look(self, waiter: _Waiter) -> JobState | None:
+        """The webhook's news if any, else a poll. A webhook that reports success without
+        outputs (its shape is less documented than the poll's) is checked against a poll."""
+        news = waiter.state
+        if news is None:
+            return await self._poll(waiter.record)
+        if news.status is JobStatus.SUCCEEDED and not (news.output or news.text):
+            polled = await self._poll(waiter.record)
+            if polled is not None and polled.done:
+                return polled
+        return news
+
+    async def _poll(self, record: JobRecord) -> JobState | None:
+        """One look at the remote job; a transient failure is logged and waited out."""
+        client = self.predictions if record.kind is JobKind.PREDICTION else self.workflows
+        try:
+            return await client.get(record.remote_id)
+        except UpstreamError as err:
+            log.warning("polling job %s failed (will retry): %s", record.id, err.detail)
+            return None
+
+    def _timed_out(self) -> JobState:
+        minutes = max(1, round(self.settings.job_timeout / 60))
+        return JobState(
+            status=JobStatus.FAILED,
+            error=f"it did not finish within {minutes} minutes, so I stopped waiting",
+        )
+
+    async def _show_progress(self, waiter: _Waiter, state: JobState) -> None:
+        record = waiter.record
+        took = _elapsed(self.clock() - record.created_at)
+        status = f"⏳ {state.raw.get('status') or 'running'} · {took}"
+        if state.step is not None:
+            status += f" · step {state.step}" + (f" of {state.steps}" if state.steps else "")
+        view = View(text=_label(record.kind, record.title), status=status, buttons=_buttons(record))
+        now = time.monotonic()
+        if (
+            view == waiter.last_view
+            or now - waiter.last_edit < waiter.surface.limits.min_edit_interval
+        ):
+            return
+        waiter.last_view, waiter.last_edit = view, now
+        if record.message_id:
+            await _edit(waiter.surface, record.message_id, view)
+
+    async def _finish(self, waiter: _Waiter, state: JobState) -> None:
+        """Post the result, once: only the caller that wins `finish_job` shows anything."""
+        record = waiter.record
+        error = state.error if state.status is not JobStatus.SUCCEEDED else None
+        won = await self.store.finish_job(
+            record.id, status=state.status, output=state.output, error=error, at=self.clock()
+        )
+        if not won:
+            log.debug("job %s was already finished elsewhere", record.id)
+            return
+        log.info("job %s finished: %s (%d outputs)", record.id, state.status, len(state.output))
+        label = _label(record.kind, record.title)
+        took = _elapsed(self.clock() - record.created_at)
+        surface = waiter.surface
+        if state.status is JobStatus.SUCCEEDED:
+            view = View(text=label, status=f"✅ done in {took}")
+        elif state.status is JobStatus.CANCELLED:
+            view = View(text=label, status=f"🛑 cancelled after {took}")
+        else:
+            err = JobFailed(f"The run failed: {error}", detail=f"job {record.id}: {error}")
+            view = View(text=f"{label}\n⚠️ {err.user_message}", status="❌ failed")
+        if record.message_id:
+            await _edit(surface, record.message_id, view, final=True)
+        else:
+            await _say(surface, f"{view.text}\n{view.status}")
+        if state.status is JobStatus.SUCCEEDED:
+            await self._post_outputs(state, surface)
+
+    async def _post_outputs(self, state: JobState, surface: Surface) -> None:
+        if state.text:
+            await _say(surface, state.text[: surface.limits.max_text])
+        if not state.output and not state.text:
+            await _say(surface, "The run finished but returned no files.")
+        for url in state.output:
+            await self._deliver(url, surface)
+
+    async def _deliver(self, url: str, surface: Surface) -> None:
+        """Upload one output, or post its link when it cannot be uploaded."""
+        limit = surface.limits.max_upload_bytes
+        reason = ""
+        if limit > 0:  # a limit of 0 means the surface shows links only (the shell)
+            try:
+                async with self.media.fetch(url, max_bytes=limit) as media:
+                    await surface.upload(media)
+                    return
+            except MediaRejected as err:
+                reason = err.user_message
+            except Exception:
+                log.exception("could not upload %s", url)
+                reason = "The file could not be uploaded here."
+        with contextlib.suppress(Exception):
+            await surface.post_link(url, kind=_kind_of(url), reason=reason)
+
+    # --- webhooks, buttons, restarts ----------------------------------------------------
+
+    async def webhook_secret(self, job_id: str) -> str | None:
+        """The secret a webhook for `job_id` must be signed with (None: unknown job)."""
+        record = await self.store.get_job(job_id)
+        if record is None or not record.webhook_secret:
+            return None
+        return record.webhook_secret
+
+    async def on_webhook(self, job_id: str, payload: Mapping[str, Any]) -> None:
+        """A verified webhook arrived: hand its news to the waiter, which posts the result.
+
+        With no waiter here (another replica owns the job, or it is finished) there is
+        nothing to do: the owner's poller sees the same end.
+        """
+        waiter = self._waiters.get(job_id)
+        if waiter is None:
+            log.debug("webhook for job %s with no waiter here; ignored", job_id)
+            return
+        try:
+            # The webhook body (`{exec_id, status, output, error}`) reads like a poll answer.
+            state = parse_job_state(payload)
+        except BotError as err:
+            log.warning("unreadable webhook for job %s: %s", job_id, err.detail)
+            return
+        if state.done:
+            waiter.state = state
+        waiter.news.set()
+
+    async def cancel(self, job_id: str, *, user_id: str) -> str:
+        """The Cancel button: stop a running prediction; returns the sentence to show."""
+        record = await self.store.get_job(job_id)
+        if record is None:
+            return "I can't find that run any more."
+        if record.status is not JobStatus.RUNNING:
+            return "That run has already finished."
+        if user_id != record.user_id and user_id not in self.settings.bot_admins:
+            return "Only the person who started this run can cancel it."
+        if record.kind is not JobKind.PREDICTION:
+            return "Workflow runs can't be cancelled from chat; it will finish on its own."
+        try:
+            await self.predictions.cancel(record.remote_id)
+        except BotError as err:
+            log.warning("cancelling job %s failed: %s", job_id, err.detail)
+            return f"I could not cancel that run: {err.user_message}"
+        state = JobState(status=JobStatus.CANCELLED, error="cancelled from chat")
+        waiter = self._waiters.get(job_id)
+        if waiter is not None:
+            waiter.state = state
+            waiter.news.set()
+        else:  # its waiter lives in another process; mark it so nobody posts it later
+            await self.store.finish_job(
+                job_id, status=JobStatus.CANCELLED, output=(), error=state.error, at=self.clock()
+            )
+        return "Cancelling that run."
+
+    async def resume(self, surface_for: Callable[[ThreadKey], Awaitable[Surface | None]]) -> None:
+        """At startup: keep waiting (by polling) for every job a restart interrupted."""
+        for record in await self.store.running_jobs():
+            if record.id in self._waiters:
+                continue
+            try:
+                surface = await surface_for(record.key)
+            except Exception:
+                log.exception("job %s: no surface for its thread", record.id)
+                continue
+            if surface is None:
+                log.info(
+                    "job %s: no surface for %s here; left for another process",
+                    record.id,
+                    record.key.platform,
+                )
+                continue
+            log.info("resuming job %s (%s %s)", record.id, record.kind, record.title)
+            waiter = _Waiter(record=record, surface=surface)
+            waiter.task = asyncio.create_task(self._wait(waiter), name=f"job-{record.id}")
+            self._waiters[record.id] = waiter
+
+    async def wait_idle(self) -> None:
+        """Wait until every job this process follows has finished (tests, shutdown drains)."""
+        while tasks := [w.task for w in self._waiters.values() if w.task is not None]:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Stop waiting (process shutdown); the jobs stay `running` in storage for `resume`."""
+        tasks = [w.task for w in self._waiters.values() if w.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._waiters.clear()
+
+    # --- autocomplete -------------------------------------------------------------------
+
+    async def models(self, query: str) -> list[tuple[str, str]]:
+        """(slug, title) pairs matching `query`, from a list cached for ten minutes."""
+        async with self._models_lock:
+            if time.monotonic() - self._models_at > MODELS_TTL:
+                try:
+                    self._models = await self._fetch_models()
+                    self._models_at = time.monotonic()
+                except BotError as err:
+                    log.warning("could not list models: %s", err.detail)
+                    # Try again in a minute, not on every keystroke of the autocomplete.
+                    self._models_at = time.monotonic() - MODELS_TTL + 60
+        needle = query.strip().lower()
+        found = [m for m in self._models if needle in m[0].lower() or needle in m[1].lower()]
+        return found[:MAX_CHOICES]
+
+    async def _fetch_models(self) -> list[tuple[str, str]]:
+        models: list[tuple[str, str]] = []
+        for page in range(_MODEL_PAGES):
+            batch = await self.predictions.list_models(limit=_MODEL_PAGE, offset=page * _MODEL_PAGE)
+            models += [(m.slug, m.title) for m in batch]
+            if len(batch) < _MODEL_PAGE:
+                break
+        return models
+
+
+def _label(kind: JobKind, title: str) -> str:
+    what = "Model run" if kind is JobKind.PREDICTION else "Workflow"
+    return f"**{what}** `{title[:100]}`"
+
+
+def _buttons(record: JobRecord) -> tuple[Button, ...]:
+    if record.kind is not JobKind.PREDICTION:
+        return ()
+    return (Button("Cancel", ButtonAction.CANCEL_JOB, record.id, "danger"),)
+
+
+async def _edit(surface: Surface, message_id: str, view: View, *, final: bool = False) -> None:
+    try:
+        await surface.edit(message_id, view, final=final)
+    except Exception:
+        log.exception("could not edit message %s", message_id)
+
+
+async def _say(surface: Surface, text: str) -> None:
+    try:
+        await surface.post(View(text=text))
+    except Exception:
+        log.exception("could not post a notice")

@@ -1,0 +1,472 @@
+"""ReplyRenderer: each::sense events in, what a thread shows out.
+
+A turn's events arrive far faster than a chat platform lets a bot edit a message (Discord
+allows about 5 edits per 5 s per channel; Slack's `chat.update` budget is shared by a whole
+workspace). So the renderer separates *folding* from *showing*:
+
+- `feed` is the hot path: it appends to a list or swaps a reference, marks the state dirty
+  and wakes the flusher. Nothing is formatted there.
+- One background flusher per renderer renders a snapshot of the newest state at most once
+  per `surface.limits.min_edit_interval`. While an edit is in flight new events only mark the
+  state dirty, so a slow surface never builds a backlog of stale edits.
+- `finish`, `fail` and `cancelled` stop the flusher (an edit already in flight is allowed to
+  complete) and flush the final view at once, without waiting out the interval.
+
+Text longer than `surface.limits.max_text` is split into pages: each full page is finalised in
+its own message and the status line and buttons always move to the newest message. Pages are
+cut at the last newline or space and nothing is ever stripped, so the pages put together are
+exactly the answer text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.errors import BotError
+from bot.models import (
+    AgentMessage,
+    Button,
+    ButtonAction,
+    ClarificationNeeded,
+    Complete,
+    Event,
+    GenerationResponse,
+    Mode,
+    Progress,
+    Status,
+    TextResponse,
+    ThinkingDelta,
+    ToolCall,
+    View,
+    WebSearchCitations,
+    WebSearchQuery,
+    WorkflowEvent,
+)
+from bot.ports import Surface
+
+log = logging.getLogger(__name__)
+
+THINKING = "💭 Thinking…"
+WRITING = "✍️ Writing…"
+THINKING_TAIL = 150  # characters of reasoning shown on the status line
+STATUS_MAX = 200  # a status line is one short line, whatever the event carried
+ELAPSED_AFTER = 10.0  # show elapsed time on the live status once a turn runs this long
+ELAPSED_REFRESH = 10.0  # re-render an idle live status this often so the clock moves
+STATUS_GAP = 2  # characters an adapter may put between the status line and the text
+MAX_SOURCES = 5
+MAX_BUTTON_LABEL = 80
+MAX_ANSWER_BUTTONS = 24  # Discord allows 25 components; one is Regenerate
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """Everything one flush shows, taken at one instant so a flush is self-consistent."""
+
+    body: str
+    status: str
+    buttons: tuple[Button, ...]
+
+
+class ReplyRenderer:
+    """Folds one turn's events into messages in one thread, throttled and split at limits."""
+
+    def __init__(
+        self,
+        surface: Surface,
+        *,
+        turn_id: str,
+        mode: Mode,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._surface = surface
+        self._turn_id = turn_id
+        self._mode = mode
+        self._clock = clock
+        self._started_at = clock()
+        self._last_flush = float("-inf")
+        # folded state (written by feed/note/media_done, read at flush time)
+        self._parts: list[str] = []
+        self._thinking = ""
+        self._text_started = False
+        self._activity: Event | str | None = None
+        self._generated = 0
+        self._files = 0
+        self._clarification: ClarificationNeeded | None = None
+        self._citations: dict[str, str] = {}  # url -> title, in arrival order
+        # what has been shown: one entry per posted message
+        self._ids: list[str] = []
+        self._starts: list[int] = []  # where each message's text starts in the body
+        self._shown: dict[str, View] = {}
+        self._wanted: dict[str, View] = {}  # finished pages whose last edit may have failed
+        # the flusher
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight = False
+        self._stopping = False
+        self._closed = False
+        self._flushes = 0
+
+    # --- public API ---------------------------------------------------------------------
+
+    @property
+    def message_ids(self) -> list[str]:
+        """Every message posted for this turn; the first is the one `start` posted."""
+        return list(self._ids)
+
+    @property
+    def text(self) -> str:
+        """The answer text so far (the concatenated `TextResponse` pieces)."""
+        return self._joined()
+
+    @property
+    def flushes(self) -> int:
+        """How many `surface.post`/`surface.edit` calls this renderer made."""
+        return self._flushes
+
+    async def start(self) -> None:
+        """Post the first message (thinking + Stop) and start the flusher."""
+        self._started_at = self._clock()
+        view = View(status=THINKING, buttons=(self._stop_button(),))
+        self._last_flush = self._clock()
+        message_id = await self._post(view)
+        if message_id is not None:
+            self._ids.append(message_id)
+            self._starts.append(0)
+        self._task = asyncio.create_task(self._run(), name=f"render:{self._turn_id}")
+
+    def feed(self, event: Event) -> None:
+        """Fold one event into the state. Cheap on purpose: called once per stream event."""
+        # the most frequent events first; isinstance on these leaf classes costs ~40 ns
+        if isinstance(event, TextResponse):
+            self._parts.append(event.content)
+            self._text_started = True
+            self._activity = None
+        elif isinstance(event, ThinkingDelta):
+            if self._text_started:
+                return  # reasoning is shown only until the answer starts
+            self._thinking += event.content
+            if len(self._thinking) > 4 * THINKING_TAIL:  # keep it short: only a tail is shown
+                self._thinking = self._thinking[-2 * THINKING_TAIL :]
+            self._activity = None
+        elif isinstance(event, GenerationResponse):
+            self._generated = max(self._generated + 1, len(event.generations))
+            self._activity = event
+        elif isinstance(event, ClarificationNeeded):
+            self._clarification = event
+        elif isinstance(event, WebSearchCitations):
+            for title, url in event.citations:
+                self._citations.setdefault(url, title or url)
+        elif isinstance(event, Complete):
+            return
+        else:
+            self._activity = event
+        self._mark()
+
+    def note(self, text: str) -> None:
+        """Show a status line from the core (for example "Uploading video…")."""
+        self._activity = text
+        self._mark()
+
+    def media_done(self, url: str, kind: str) -> None:
+        """Count a generated file the core has posted into the thread."""
+        log.debug("turn %s: %s posted: %s", self._turn_id, kind, url)
+        self._files += 1
+        self._mark()
+
+    async def finish(self) -> None:
+        """The turn ended normally: show the whole answer, a footer and Regenerate/answers."""
+        await self._close(self._done_footer(), with_extras=True)
+
+    async def fail(self, error: BotError) -> None:
+        """The turn failed: keep the text, say what went wrong in the person's words."""
+        status = self._one_line(f"⚠️ {error.user_message}", limit=self._status_limit() * 2)
+        await self._close(status, with_extras=False)
+
+    async def cancelled(self) -> None:
+        """The person pressed Stop: keep the text, say it stopped."""
+        await self._close("⏹️ Stopped.", with_extras=False)
+
+    # --- the flusher --------------------------------------------------------------------
+
+    def _mark(self) -> None:
+        if not self._closed:
+            self._wake.set()
+
+    async def _run(self) -> None:
+        """Wait for dirty state, wait out the interval, show the newest state; repeat."""
+        interval = self._surface.limits.min_edit_interval
+        while not self._stopping:
+            try:
+                async with asyncio.timeout(self._refresh_timeout()):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass  # nothing new, but the elapsed time on the status line moved
+            delay = self._last_flush + interval - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            self._wake.clear()
+            self._in_flight = True
+            try:
+                await self._sync(self._live_snapshot(), final=False)
+            except Exception:  # never let a rendering bug take the turn down
+                log.exception("turn %s: live render failed", self._turn_id)
+            finally:
+                self._in_flight = False
+
+    def _refresh_timeout(self) -> float | None:
+        if self._clock() - self._started_at < ELAPSED_AFTER:
+            return ELAPSED_AFTER
+        return ELAPSED_REFRESH
+
+    async def _close(self, status: str, *, with_extras: bool) -> None:
+        """Stop the flusher without cutting an edit in half, then flush the final view now.
+
+        The final view is rendered only after the flusher has stopped, so events fed while
+        an edit was in flight are part of it."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stopping = True
+        self._wake.set()
+        task = self._task
+        if task is not None:
+            if not self._in_flight:
+                task.cancel()  # it is only waiting: the final flush must not wait the interval
+            await asyncio.wait([task])
+        snapshot = self._final_snapshot(status, with_extras=with_extras)
+        if not await self._sync(snapshot, final=True):
+            log.info("turn %s: final flush incomplete, retrying once", self._turn_id)
+            await self._sync(snapshot, final=True)
+
+    # --- rendering ----------------------------------------------------------------------
+
+    def _joined(self) -> str:
+        parts = self._parts
+        if len(parts) > 1:
+            self._parts = parts = ["".join(parts)]
+        return parts[0] if parts else ""
+
+    def _live_snapshot(self) -> _Snapshot:
+        return _Snapshot(self._joined(), self._live_status(), (self._stop_button(),))
+
+    def _final_snapshot(self, status: str, *, with_extras: bool) -> _Snapshot:
+        text = self._joined()
+        buttons: list[Button] = [
+            Button(label="Regenerate", action=ButtonAction.REGENERATE, value=self._turn_id)
+        ]
+        extras = ""
+        if with_extras:
+            extras = self._extras(text)
+            if self._clarification is not None:
+                buttons += [
+                    Button(label=opt[:MAX_BUTTON_LABEL], action=ButtonAction.ANSWER, value=opt)
+                    for opt in self._clarification.options[:MAX_ANSWER_BUTTONS]
+                ]
+        return _Snapshot(text + extras, status, tuple(buttons))
+
+    def _extras(self, text: str) -> str:
+        """The clarification question and the sources, appended after the answer text."""
+        blocks: list[str] = []
+        if self._clarification is not None and self._clarification.question:
+            blocks.append(f"**Question:** {self._clarification.question}")
+        if self._citations:
+            lines = ["**Sources:**"]
+            for url, title in list(self._citations.items())[:MAX_SOURCES]:
+                label = self._one_line(title, limit=100)
+                lines.append(f"- {url}" if label == url else f"- [{label}]({url})")
+            blocks.append("\n".join(lines))
+        if not blocks:
+            return ""
+        lead = "\n\n" if text.strip() else ""
+        return lead + "\n\n".join(blocks)
+
+    def _live_status(self) -> str:
+        activity = self._activity
+        if activity is None:
+            line = WRITING if self._text_started else self._thinking_line()
+        elif isinstance(activity, str):
+            line = activity
+        else:
+            line = self._activity_line(activity)
+        suffix = ""
+        elapsed = self._clock() - self._started_at
+        if elapsed >= ELAPSED_AFTER:
+            suffix += f" · {_clock_text(elapsed)}"
+        if self._files:
+            suffix += f" · {_count(self._files, 'file')} posted"
+        limit = self._status_limit()
+        if limit - len(suffix) < 20:  # a tiny surface: the activity matters more than the clock
+            return self._one_line(line, limit=limit)
+        return self._one_line(line, limit=limit - len(suffix)) + suffix
+
+    def _thinking_line(self) -> str:
+        tail = " ".join(self._thinking.split())
+        if not tail:
+            return THINKING
+        if len(tail) > THINKING_TAIL:
+            tail = "…" + tail[-THINKING_TAIL:]
+        return f"{THINKING} {tail}"
+
+    def _activity_line(self, event: Event) -> str:
+        if isinstance(event, Status):
+            return f"🔧 {event.tool_name}: {event.message}" if event.tool_name else event.message
+        if isinstance(event, Progress):
+            pct = f" ({event.percent:.0f}%)" if event.percent is not None else ""
+            return f"⏳ {event.message}{pct}"
+        if isinstance(event, ToolCall):
+            return f"🔧 {event.name}"
+        if isinstance(event, AgentMessage):
+            return f"💬 {event.content}"
+        if isinstance(event, WebSearchQuery):
+            return f"🔎 Searching: {event.query}"
+        if isinstance(event, GenerationResponse):
+            total = event.total
+            if total:
+                return f"🎨 Generated {self._generated} of {total}…"
+            return f"🎨 Generated {_count(self._generated, 'file')}…"
+        if isinstance(event, WorkflowEvent):
+            return _workflow_line(event)
+        return THINKING
+
+    def _done_footer(self) -> str:
+        elapsed = self._clock() - self._started_at
+        took = f"{elapsed:.1f} s" if elapsed < 60 else _clock_text(elapsed)
+        parts = ["✅ Done", f"{self._mode} mode", took]
+        if self._files:
+            parts.append(_count(self._files, "file"))
+        return " · ".join(parts)
+
+    def _status_limit(self) -> int:
+        return min(STATUS_MAX, self._surface.limits.max_text // 4)
+
+    @staticmethod
+    def _one_line(text: str, *, limit: int) -> str:
+        line = " ".join(text.split())
+        if len(line) <= limit:
+            return line
+        return line[: max(0, limit - 1)] + "…" if limit > 0 else ""
+
+    def _stop_button(self) -> Button:
+        return Button(label="Stop", action=ButtonAction.STOP, value=self._turn_id, style="danger")
+
+    # --- showing: pages, posts and edits ------------------------------------------------
+
+    async def _sync(self, snap: _Snapshot, *, final: bool) -> bool:
+        """Make the thread show `snap`; True when every call needed succeeded.
+
+        Page boundaries only move forward: a page is fixed once the message after it exists,
+        so retrying after a failure recomputes the same layout from the same offsets.
+        """
+        ok = True
+        self._last_flush = self._clock()
+        for message_id, view in list(self._wanted.items()):
+            ok = await self._show(message_id, view, final=final) and ok
+        body, status = snap.body, snap.status
+        if not self._ids:  # the first post failed: try again now
+            first = await self._post(self._page_or_rest(snap, 0))
+            if first is None:
+                return False
+            self._ids.append(first)
+            self._starts.append(0)
+        while self._overflows(body, self._starts[-1], status):
+            start = self._starts[-1]
+            cut = start + self._cut(body, start)
+            page = View(text=body[start:cut])
+            self._wanted[self._ids[-1]] = page
+            ok = await self._show(self._ids[-1], page, final=final) and ok
+            posted = await self._post(self._page_or_rest(snap, cut))
+            if posted is None:
+                return False
+            self._ids.append(posted)
+            self._starts.append(cut)
+        live = View(text=body[self._starts[-1] :], status=status, buttons=snap.buttons)
+        return await self._show(self._ids[-1], live, final=final) and ok
+
+    def _page_or_rest(self, snap: _Snapshot, start: int) -> View:
+        """What a new message at `start` shows: a full page, or the rest with status."""
+        if self._overflows(snap.body, start, snap.status):
+            return View(text=snap.body[start : start + self._cut(snap.body, start)])
+        return View(text=snap.body[start:], status=snap.status, buttons=snap.buttons)
+
+    def _overflows(self, body: str, start: int, status: str) -> bool:
+        """Whether the text from `start` on plus the status is too long for one message
+        (never true for no text at all: there would be nothing to move to a new page)."""
+        text_len = len(body) - start
+        reserve = len(status) + STATUS_GAP if status else 0
+        return text_len > 0 and text_len + reserve > self._surface.limits.max_text
+
+    def _cut(self, body: str, start: int) -> int:
+        """Length of the page starting at `start`: up to and including the last newline
+        (or else space) that fits, so whitespace stays inside the page; a hard cut only when
+        the window holds no break at all."""
+        limit = self._surface.limits.max_text
+        window = body[start : start + limit]
+        newline = window.rfind("\n")
+        if newline >= len(window) // 2:
+            return newline + 1
+        brk = max(window.rfind(" "), newline)
+        # a page of nothing but whitespace would be an empty message: cut hard instead
+        if brk > 0 and window[:brk].strip():
+            return brk + 1
+        return len(window)
+
+    async def _show(self, message_id: str, view: View, *, final: bool) -> bool:
+        """Edit a message unless it already shows `view`; False if the edit failed."""
+        if self._shown.get(message_id) == view:
+            if self._wanted.get(message_id) == view:
+                del self._wanted[message_id]
+            return True
+        self._flushes += 1
+        try:
+            await self._surface.edit(message_id, view, final=final)
+        except Exception as exc:  # a surface error must not end the turn
+            log.warning("turn %s: edit of %s failed: %r", self._turn_id, message_id, exc)
+            return False
+        self._shown[message_id] = view
+        if self._wanted.get(message_id) == view:
+            del self._wanted[message_id]
+        return True
+
+    async def _post(self, view: View) -> str | None:
+        self._flushes += 1
+        try:
+            message_id = await self._surface.post(view)
+        except Exception as exc:  # a surface error must not end the turn
+            log.warning("turn %s: post failed: %r", self._turn_id, exc)
+            return None
+        self._shown[message_id] = view
+        return message_id
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _clock_text(seconds: float) -> str:
+    """`42s`, `1m 05s`, `1h 02m`: long video jobs run for minutes."""
+    total = int(seconds)
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def _workflow_line(event: WorkflowEvent) -> str:
+    """`workflow_*` / `execution_*` payloads are loosely documented: use what is there."""
+    data = event.data if isinstance(event.data, dict) else {}
+    label = event.kind.replace("_", " ").capitalize()
+    message = data.get("message") or data.get("status") or data.get("name")
+    line = f"⚙️ {label}: {message}" if message else f"⚙️ {label}"
+    percent = data.get("progress", data.get("percent"))
+    if isinstance(percent, int | float) and not isinstance(percent, bool):
+        line += f" ({percent:.0f}%)"
+    return line

@@ -1,0 +1,41 @@
+"""Fixtures shared by the end-to-end tests: the simulator as each::sense, and a core
+built exactly as production builds it (`bot.runtime.build_core`) pointed at it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.config import Settings
+from bot.runtime import Core, build_core, close_core, simulated
+from bot.simulator import Simulator
+
+
+def make_settings(**overrides: object) -> Settings:
+    """Settings that ignore the developer's `.env` and environment."""
+    base: dict[str, object] = {
+        "database_url": "sqlite://:memory:",
+        "media_allow_insecure": True,
+        "eachsense_max_retry_wait": 0.05,
+        "eachsense_idle_timeout": 5.0,
+        "job_poll_initial": 0.05,
+        "job_poll_max": 0.2,
+    }
+    base.update(overrides)
+    return Settings(_env_file=None, **base)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(speed=1000) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def core(sim: Simulator) -> AsyncIterator[Core]:
+    built = await build_core(simulated(make_settings(), sim))
+    try:
+        yield built
+    finally:
+        await close_core(built)

@@ -1,0 +1,514 @@
+"""ReplyRenderer against a recording Surface: throttling, coalescing, pages and final views."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.errors import StreamCut
+from bot.models import (
+    Button,
+    ButtonAction,
+    ClarificationNeeded,
+    Complete,
+    GenerationResponse,
+    MediaFile,
+    Progress,
+    Status,
+    SurfaceLimits,
+    TextResponse,
+    ThinkingDelta,
+    ToolCall,
+    View,
+    WebSearchCitations,
+    WebSearchQuery,
+    WorkflowEvent,
+)
+from bot.render import ReplyRenderer
+
+TURN = "turn-1"
+STOP = Button(label="Stop", action=ButtonAction.STOP, value=TURN, style="danger")
+REGEN = Button(label="Regenerate", action=ButtonAction.REGENERATE, value=TURN)
+
+
+@dataclass
+class Call:
+    kind: str  # "post" | "edit"
+    message_id: str
+    view: View
+    final: bool
+    started: float
+    ended: float | None = None
+    state_at_call: str | None = None  # what the probe said when the call began
+
+
+class RecordingSurface:
+    """A test double of an adapter's Surface: records every call with its timing."""
+
+    def __init__(
+        self,
+        *,
+        interval: float = 0.0,
+        max_text: int = 2000,
+        edit_delay: float = 0.0,
+        fail_edits: int = 0,
+        fail_posts: int = 0,
+    ) -> None:
+        self._limits = SurfaceLimits(
+            min_edit_interval=interval, max_text=max_text, max_upload_bytes=1 << 20
+        )
+        self.edit_delay = edit_delay
+        self.fail_edits = fail_edits
+        self.fail_posts = fail_posts
+        self.fail_final_edits = 0
+        self.probe: Callable[[], str] | None = None
+        self.calls: list[Call] = []
+        self.messages: dict[str, View] = {}
+        self._changed = asyncio.Condition()
+
+    @property
+    def limits(self) -> SurfaceLimits:
+        return self._limits
+
+    async def post(self, view: View) -> str:
+        call = Call("post", "", view, False, time.monotonic())
+        self.calls.append(call)
+        if self.fail_posts:
+            self.fail_posts -= 1
+            raise RuntimeError("post refused")
+        message_id = f"m{len(self.messages) + 1}"
+        call.message_id = message_id
+        self.messages[message_id] = view
+        call.ended = time.monotonic()
+        await self._notify()
+        return message_id
+
+    async def edit(self, message_id: str, view: View, *, final: bool = False) -> None:
+        call = Call("edit", message_id, view, final, time.monotonic())
+        call.state_at_call = self.probe() if self.probe else None
+        self.calls.append(call)
+        assert message_id in self.messages, "edit of a message never posted"
+        if self.fail_edits or (final and self.fail_final_edits):
+            if final and self.fail_final_edits:
+                self.fail_final_edits -= 1
+            else:
+                self.fail_edits -= 1
+            await self._notify()
+            raise RuntimeError("edit refused")
+        if self.edit_delay:
+            await asyncio.sleep(self.edit_delay)
+        self.messages[message_id] = view
+        call.ended = time.monotonic()
+        await self._notify()
+
+    async def upload(self, media: MediaFile) -> None:
+        raise AssertionError("the renderer never uploads")
+
+    async def post_link(self, url: str, *, kind: str, reason: str) -> None:
+        raise AssertionError("the renderer never posts links")
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        async with asyncio.timeout(2.0), self._changed:
+            await self._changed.wait_for(predicate)
+
+    def last(self) -> View:
+        return self.messages[list(self.messages)[-1]]
+
+    def edits(self, *, final: bool | None = None) -> list[Call]:
+        return [c for c in self.calls if c.kind == "edit" and (final is None or c.final == final)]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def started(surface: RecordingSurface, **kwargs: object) -> ReplyRenderer:
+    renderer = ReplyRenderer(surface, turn_id=TURN, mode="max", **kwargs)  # type: ignore[arg-type]
+    await renderer.start()
+    return renderer
+
+
+# --- start / finish ------------------------------------------------------------------------
+
+
+async def test_start_posts_thinking_with_stop_and_finish_swaps_in_regenerate() -> None:
+    surface = RecordingSurface()
+    renderer = await started(surface)
+    assert renderer.message_ids == ["m1"]
+    assert surface.messages["m1"] == View(text="", status="💭 Thinking…", buttons=(STOP,))
+    renderer.feed(TextResponse("Hello"))
+    await renderer.finish()
+    final = surface.messages["m1"]
+    assert final.text == "Hello"
+    assert final.status.startswith("✅ Done · max mode · ")
+    assert final.buttons == (REGEN,)
+    assert surface.calls[-1].final is True
+    assert renderer.flushes == len(surface.calls)
+
+
+async def test_footer_shows_mode_elapsed_and_files() -> None:
+    clock = FakeClock()
+    surface = RecordingSurface()
+    renderer = ReplyRenderer(surface, turn_id=TURN, mode="eco", clock=clock)
+    await renderer.start()
+    renderer.feed(TextResponse("Here you go"))
+    renderer.media_done("https://cdn.example/a.png", "image")
+    renderer.media_done("https://cdn.example/b.mp4", "video")
+    clock.now += 12.4
+    await renderer.finish()
+    assert surface.last().status == "✅ Done · eco mode · 12.4 s · 2 files"
+
+
+# --- throttling ----------------------------------------------------------------------------
+
+
+async def test_flush_rate_never_exceeds_one_per_interval() -> None:
+    interval = 0.05
+    surface = RecordingSurface(interval=interval, max_text=10_000)  # no pages here
+    began = time.monotonic()
+    renderer = await started(surface)
+    sent = []
+    for batch in range(50):
+        for i in range(10):
+            piece = f"w{batch}.{i} "
+            sent.append(piece)
+            renderer.feed(TextResponse(piece))
+        await asyncio.sleep(0.01)
+    await renderer.finish()
+    duration = time.monotonic() - began
+    assert renderer.flushes <= duration / interval + 2
+    live = [c.started for c in surface.calls if not c.final]
+    gaps = [b - a for a, b in itertools.pairwise(live)]
+    assert gaps and min(gaps) >= interval * 0.95
+    assert len(surface.edits(final=False)) >= 3  # it did stream, not just post and finish
+    assert surface.last().text == "".join(sent)
+
+
+async def test_final_flush_does_not_wait_for_the_interval() -> None:
+    surface = RecordingSurface(interval=5.0)
+    renderer = await started(surface)
+    renderer.feed(TextResponse("partial answer, "))
+    await asyncio.sleep(0.02)  # the flusher is now waiting out the 5 s interval
+    renderer.feed(TextResponse("and the rest."))
+    asked = time.monotonic()
+    await renderer.finish()
+    (final,) = surface.edits(final=True)
+    assert final.started - asked < 0.05
+    assert final.view.text == "partial answer, and the rest."
+    assert surface.edits(final=False) == []  # the 5 s interval never ran out
+
+
+async def test_slow_surface_gets_the_latest_state_without_a_backlog() -> None:
+    surface = RecordingSurface(interval=0.01, edit_delay=0.2)
+    renderer = await started(surface)
+    surface.probe = lambda: renderer.text
+    began = time.monotonic()
+    for i in range(200):
+        renderer.feed(TextResponse(f"{i} "))
+        await asyncio.sleep(0.005)
+    fed_for = time.monotonic() - began
+    asked = time.monotonic()
+    await renderer.finish()
+    finish_took = time.monotonic() - asked
+    live = surface.edits(final=False)
+    assert 2 <= len(live) <= fed_for / 0.2 + 2
+    for call in live:  # every edit carried the newest text at the moment it was sent
+        assert call.view.text == call.state_at_call
+    assert all(c.ended is not None for c in live)  # no edit was cut off mid-call
+    # finish waited for at most one in-flight edit, then made one final edit
+    assert finish_took < 0.2 * 2 + 0.15
+    (final,) = surface.edits(final=True)
+    assert final.view.text == renderer.text == "".join(f"{i} " for i in range(200))
+
+
+async def test_identical_state_is_not_sent_again() -> None:
+    surface = RecordingSurface()
+    renderer = await started(surface)
+    renderer.feed(TextResponse("same"))
+    await surface.wait_until(lambda: surface.last().text == "same")
+    before = renderer.flushes
+    renderer.feed(TextResponse(""))
+    renderer.feed(Complete())
+    await asyncio.sleep(0.02)
+    assert renderer.flushes == before
+    await renderer.finish()
+
+
+# --- what the status line shows ------------------------------------------------------------
+
+
+async def test_thinking_is_shown_then_replaced_by_text() -> None:
+    surface = RecordingSurface()
+    renderer = await started(surface)
+    renderer.feed(ThinkingDelta("The person wants a cat.\nA tabby, "))
+    renderer.feed(ThinkingDelta("probably."))
+    await surface.wait_until(lambda: "tabby" in surface.last().status)
+    assert surface.last().status == "💭 Thinking… The person wants a cat. A tabby, probably."
+    renderer.feed(ThinkingDelta("x" * 1000 + " the end"))
+    await surface.wait_until(lambda: surface.last().status.endswith("the end"))
+    status = surface.last().status
+    assert status.startswith("💭 Thinking… …") and len(status) <= len("💭 Thinking… …") + 150
+    renderer.feed(TextResponse("Here is a tabby."))
+    renderer.feed(ThinkingDelta("secret afterthought"))
+    await surface.wait_until(lambda: surface.last().text == "Here is a tabby.")
+    assert "Thinking" not in surface.last().status
+    await renderer.finish()
+    assert "afterthought" not in str(surface.last())
+    assert surface.last().text == "Here is a tabby."
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (
+            Status("Generating image", tool_name="generate_image"),
+            "🔧 generate_image: Generating image",
+        ),
+        (Progress("Rendering video", percent=42.0), "⏳ Rendering video (42%)"),
+        (ToolCall("search_models", {"q": "x"}), "🔧 search_models"),
+        (WebSearchQuery("tabby cats"), "🔎 Searching: tabby cats"),
+        (GenerationResponse("https://cdn/a.png", total=3), "🎨 Generated 1 of 3…"),
+        (WorkflowEvent("execution_progress", {"message": "step 2", "progress": 50}), "50%"),
+    ],
+)
+async def test_activity_lines(event: object, expected: str) -> None:
+    surface = RecordingSurface()
+    renderer = await started(surface)
+    renderer.feed(event)  # type: ignore[arg-type]
+    await surface.wait_until(lambda: expected in surface.last().status)
+    assert surface.last().buttons == (STOP,)
+    await renderer.finish()
+
+
+async def test_long_jobs_show_elapsed_time_and_notes_and_files() -> None:
+    clock = FakeClock()
+    surface = RecordingSurface()
+    renderer = await started(surface, clock=clock)
+    renderer.feed(Progress("Rendering video", percent=10))
+    await surface.wait_until(lambda: surface.last().status == "⏳ Rendering video (10%)")
+    clock.now += 65
+    renderer.feed(Progress("Rendering video", percent=80))
+    await surface.wait_until(lambda: "80%" in surface.last().status)
+    assert surface.last().status == "⏳ Rendering video (80%) · 1m 05s"
+    renderer.note("Uploading video…")
+    renderer.media_done("https://cdn/v.mp4", "video")
+    await surface.wait_until(lambda: "Uploading" in surface.last().status)
+    assert surface.last().status == "Uploading video… · 1m 05s · 1 file posted"
+    await renderer.finish()
+    assert surface.last().status == "✅ Done · max mode · 1m 05s · 1 file"
+
+
+# --- final views ---------------------------------------------------------------------------
+
+
+async def test_clarification_becomes_question_and_answer_buttons() -> None:
+    surface = RecordingSurface()
+    renderer = await started(surface)
+    long_option = "A very detailed option " * 10
+    renderer.feed(TextResponse("I can do that."))
+    renderer.feed(ClarificationNeeded("Which style?", options=("Photo", long_option)))
+    await renderer.finish()
+    view = surface.last()
+    assert view.text == "I can do that.\n\n**Question:** Which style?"
+    assert view.buttons[0] == REGEN
+    answers = view.buttons[1:]
+    assert [b.action for b in answers] == [ButtonAction.ANSWER, ButtonAction.ANSWER]
+    assert answers[0].label == answers[0].value == "Photo"
+    assert answers[1].value == long_option
+    assert answers[1].label == long_option[:80]
+
+
+async def test_citations_become_at_most_five_sources() -> None:
+    surface = RecordingSurface()
+    renderer = await started(surface)
+    renderer.feed(TextResponse("Cats sleep a lot."))
+    bare = ("https://bare.example/", "https://bare.example/")
+    cites = tuple((f"Title {i}", f"https://s{i}.example/") for i in range(7))
+    renderer.feed(WebSearchCitations(cites[:1]))
+    renderer.feed(WebSearchCitations((bare, *cites)))  # the repeated one is listed once
+    await renderer.finish()
+    text = surface.last().text
+    head, sources = text.split("\n\n**Sources:**\n")
+    assert head == "Cats sleep a lot."
+    assert sources.split("\n") == [
+        "- [Title 0](https://s0.example/)",
+        "- https://bare.example/",
+        "- [Title 1](https://s1.example/)",
+        "- [Title 2](https://s2.example/)",
+        "- [Title 3](https://s3.example/)",
+    ]
+
+
+async def test_fail_keeps_the_text_and_says_why() -> None:
+    surface = RecordingSurface()
+    renderer = await started(surface)
+    renderer.feed(TextResponse("Half an ans"))
+    error = StreamCut()
+    await renderer.fail(error)
+    view = surface.last()
+    assert view.text == "Half an ans"
+    assert view.status == "⚠️ " + error.user_message
+    assert view.buttons == (REGEN,)
+    assert surface.calls[-1].final
+
+
+async def test_cancelled_keeps_the_text() -> None:
+    surface = RecordingSurface(interval=1.0)
+    renderer = await started(surface)
+    renderer.feed(TextResponse("Stopping here"))
+    await renderer.cancelled()
+    assert surface.last() == View(text="Stopping here", status="⏹️ Stopped.", buttons=(REGEN,))
+    await renderer.finish()  # a second ending is ignored
+    assert len(surface.edits(final=True)) == 1
+
+
+# --- surface errors ------------------------------------------------------------------------
+
+
+async def test_failing_edits_do_not_end_the_turn_and_final_retries_once() -> None:
+    surface = RecordingSurface(fail_edits=1000)
+    renderer = await started(surface)
+    renderer.feed(TextResponse("one "))
+    await surface.wait_until(lambda: len(surface.edits()) >= 1)
+    renderer.feed(TextResponse("two"))
+    await surface.wait_until(lambda: len(surface.edits()) >= 2)
+    surface.fail_edits = 0
+    surface.fail_final_edits = 1
+    await renderer.finish()
+    finals = surface.edits(final=True)
+    assert len(finals) == 2  # the first failed, the retry got through
+    assert surface.last().text == "one two"
+
+
+async def test_failed_first_post_is_retried_by_a_later_flush() -> None:
+    surface = RecordingSurface(fail_posts=1)
+    renderer = await started(surface)
+    assert renderer.message_ids == []
+    renderer.feed(TextResponse("still here"))
+    await renderer.finish()
+    assert renderer.message_ids == ["m1"]
+    assert surface.messages["m1"].text == "still here"
+    assert surface.messages["m1"].buttons == (REGEN,)
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+def assert_pages(surface: RecordingSurface, renderer: ReplyRenderer, text: str) -> None:
+    ids = renderer.message_ids
+    assert ids == list(surface.messages)
+    views = [surface.messages[i] for i in ids]
+    assert "".join(v.text for v in views) == text
+    limit = surface.limits.max_text
+    for view in views[:-1]:
+        assert view.status == "" and view.buttons == ()
+        assert 0 < len(view.text) <= limit
+    last = views[-1]
+    assert last.buttons == (REGEN,)
+    assert len(last.text) + len(last.status) + 2 <= limit
+
+
+async def test_hard_split_only_without_whitespace() -> None:
+    surface = RecordingSurface(max_text=2000)
+    renderer = await started(surface)
+    text = "x" * 5000
+    renderer.feed(TextResponse(text))
+    await renderer.finish()
+    assert [len(surface.messages[i].text) for i in renderer.message_ids] == [2000, 2000, 1000]
+    assert_pages(surface, renderer, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "pages"),
+    [
+        # the last space before the limit; the space stays at the end of the page
+        ("a" * 1500 + " " + "b" * 400 + " " + "c" * 300, ["a" * 1500 + " " + "b" * 400 + " "]),
+        # a line break in the second half of the window wins over a later space
+        ("a" * 1500 + "\n" + "b" * 400 + " " + "c" * 300, ["a" * 1500 + "\n"]),
+        # a line break early in the window loses to the last space
+        ("a" * 100 + "\n" + "b" * 1800 + " " + "c" * 300, ["a" * 100 + "\n" + "b" * 1800 + " "]),
+        # a leading space alone would be an empty-looking page: cut hard instead
+        (" " + "x" * 2500, [" " + "x" * 1999]),
+    ],
+)
+async def test_split_points(text: str, pages: list[str]) -> None:
+    surface = RecordingSurface(max_text=2000)
+    renderer = await started(surface)
+    renderer.feed(TextResponse(text))
+    await renderer.finish()
+    shown = [surface.messages[i].text for i in renderer.message_ids]
+    assert shown[0] == pages[0]
+    assert_pages(surface, renderer, text)
+
+
+async def _stream_in_pieces(text: str, chunk_max: int, rng: random.Random) -> None:
+    surface = RecordingSurface(max_text=2000)
+    renderer = await started(surface)
+    pos = 0
+    while pos < len(text):
+        size = rng.randint(1, chunk_max)
+        renderer.feed(TextResponse(text[pos : pos + size]))
+        pos += size
+        if rng.random() < 0.3:
+            await asyncio.sleep(0)  # let the flusher show intermediate states
+    await renderer.finish()
+    assert_pages(surface, renderer, text)
+    assert renderer.text == text
+
+
+def _random_text(rng: random.Random, *, length: int, space: float, newline: float) -> str:
+    out = []
+    for _ in range(length):
+        roll = rng.random()
+        out.append("\n" if roll < newline else " " if roll < newline + space else "é")
+    return "".join(out)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    length=st.integers(0, 10_000),
+    space=st.sampled_from([0.0, 0.0005, 0.01, 0.2, 0.9]),
+    newline=st.sampled_from([0.0, 0.0005, 0.01, 0.1]),
+    chunk_max=st.integers(1, 3000),
+)
+def test_pages_concatenate_to_exactly_the_text(
+    seed: int, length: int, space: float, newline: float, chunk_max: int
+) -> None:
+    rng = random.Random(seed)
+    text = _random_text(rng, length=length, space=space, newline=newline)
+    asyncio.run(_stream_in_pieces(text, chunk_max, rng))
+
+
+async def test_long_text_with_status_and_sources_splits_without_loss() -> None:
+    surface = RecordingSurface(max_text=500)
+    renderer = await started(surface)
+    rng = random.Random(7)
+    text = _random_text(rng, length=3000, space=0.15, newline=0.02)
+    for i in range(0, len(text), 37):
+        renderer.feed(TextResponse(text[i : i + 37]))
+        renderer.feed(ThinkingDelta("ignored"))
+        if i % 370 == 0:
+            await asyncio.sleep(0)
+    renderer.feed(WebSearchCitations((("T", "https://t.example/"),)))
+    await renderer.finish()
+    shown = "".join(surface.messages[i].text for i in renderer.message_ids)
+    assert shown == text + "\n\n**Sources:**\n- [T](https://t.example/)"
+    for message_id in renderer.message_ids[:-1]:
+        assert surface.messages[message_id].buttons == ()
