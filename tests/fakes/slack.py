@@ -1,0 +1,500 @@
+"""A fake Slack Web API on 127.0.0.1 that the real `slack_sdk` and `slack_bolt` talk to.
+
+It speaks the wire format the SDK sends: methods under `/api/<method>`, parameters in the
+query string, a form body or a JSON body (all merged), the token as `Authorization: Bearer`
+or a `token` parameter. It records every call, keeps the messages and files it was given,
+and behaves like Slack where a bot can get it wrong:
+
+- `ok: false` with `invalid_auth` / `not_authed` for a bad or missing token;
+- HTTP 429 with `Retry-After` and `{"ok": false, "error": "ratelimited"}` when a method's
+  per-workspace limit or the per-channel `chat.postMessage` limit is exceeded (sliding
+  windows, configurable), or when a test forces the next N calls of a method to fail;
+- `msg_too_long` above 4,000 characters of `text`, `invalid_blocks` for a section over 3,000
+  characters or more than 50 blocks, so splitting bugs show up;
+- the three-step external upload (`files.getUploadURLExternal` → raw POST to the returned
+  URL → `files.completeUploadExternal`), storing the uploaded bytes.
+
+Slash-command and interactivity `response_url`s can point at `respond_url()`; what is posted
+there is kept in `responses`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+MAX_TEXT = 4000
+MAX_SECTION_TEXT = 3000
+MAX_BLOCKS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """At most `calls` successful calls within any `per` seconds (a sliding window)."""
+
+    calls: int
+    per: float
+
+
+def slack_like_limits() -> tuple[dict[str, Limit], Limit]:
+    """Limits shaped like Slack's published tiers: `chat.update` is Tier 3 (~50 a minute per
+    workspace) and `chat.postMessage` is about one a second per channel with short bursts."""
+    return {"chat.update": Limit(50, 60.0)}, Limit(6, 5.0)
+
+
+@dataclass(slots=True)
+class Call:
+    """One request the fake answered."""
+
+    method: str
+    params: dict[str, Any]
+    at: float
+    status: int
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class FakeMessage:
+    channel: str
+    ts: str
+    thread_ts: str | None
+    text: str
+    blocks: list[dict[str, Any]]
+    user: str
+    edits: int = 0
+    streaming: bool = False
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def all_text(self) -> str:
+        """The fallback text plus every text found in the blocks (what a person would read)."""
+        return "\n".join([self.text, *_block_texts(self.blocks)])
+
+
+@dataclass(slots=True)
+class FakeFile:
+    id: str
+    filename: str
+    length: int
+    data: bytes | None = None
+    title: str | None = None
+    channel: str | None = None
+    thread_ts: str | None = None
+
+
+def _block_texts(blocks: Iterable[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict):
+            out.append(str(text.get("text", "")))
+        elif isinstance(text, str):
+            out.append(text)
+        for element in block.get("elements", []) or []:
+            if isinstance(element, dict):
+                inner = element.get("text")
+                if isinstance(inner, dict):
+                    out.append(str(inner.get("text", "")))
+                elif isinstance(inner, str):
+                    out.append(inner)
+    return out
+
+
+class FakeSlack:
+    """The fake server. Use as `async with FakeSlack() as slack:` and point clients at
+    `slack.api_url` (it ends with a slash, as `AsyncWebClient` expects)."""
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-test-token",
+        team_id: str = "T0TEAM",
+        bot_user_id: str = "UBOT",
+        bot_id: str = "BBOT",
+        admins: Iterable[str] = (),
+        method_limits: dict[str, Limit] | None = None,
+        channel_post_limit: Limit | None = None,
+        native_streaming: bool = True,
+    ) -> None:
+        self.bot_token = bot_token
+        self.team_id = team_id
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.admins: set[str] = set(admins)
+        self.method_limits: dict[str, Limit] = dict(method_limits or {})
+        self.channel_post_limit = channel_post_limit
+        self.native_streaming = native_streaming
+        self.calls: list[Call] = []
+        self.messages: list[FakeMessage] = []
+        self.files: dict[str, FakeFile] = {}
+        self.reactions: list[tuple[str, str, str]] = []
+        self.responses: list[dict[str, Any]] = []
+        self._forced: dict[str, deque[int]] = {}
+        self._windows: dict[tuple[str, str], deque[float]] = {}
+        self._ids = itertools.count(1)
+        self._clock = 1_700_000_000
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=1024**3)
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_post("/respond/{token}", self._respond)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr,attr-defined]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeSlack:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/"
+
+    def respond_url(self, token: str = "r1") -> str:
+        """A `response_url` for slash commands and button clicks."""
+        return f"{self.base_url}/respond/{token}"
+
+    # --- test controls and queries -------------------------------------------------------
+
+    def force_429(self, method: str, *, times: int = 1, retry_after: int = 1) -> None:
+        """Answer the next `times` calls of `method` with HTTP 429."""
+        self._forced.setdefault(method, deque()).extend([retry_after] * times)
+
+    def calls_to(self, method: str, *, ok: bool | None = None) -> list[Call]:
+        return [
+            c
+            for c in self.calls
+            if c.method == method and (ok is None or (c.status == 200 and c.error is None) == ok)
+        ]
+
+    @property
+    def ratelimited(self) -> list[Call]:
+        return [c for c in self.calls if c.status == 429]
+
+    def thread(self, channel: str, thread_ts: str) -> list[FakeMessage]:
+        """The replies in a thread (not the root), oldest first."""
+        return [m for m in self.messages if m.channel == channel and m.thread_ts == thread_ts]
+
+    def top_level(self, channel: str) -> list[FakeMessage]:
+        return [m for m in self.messages if m.channel == channel and m.thread_ts is None]
+
+    def message(self, channel: str, ts: str) -> FakeMessage | None:
+        for m in self.messages:
+            if m.channel == channel and m.ts == ts:
+                return m
+        return None
+
+    # --- HTTP handlers -------------------------------------------------------------------
+
+    async def _params(self, request: web.Request) -> dict[str, Any]:
+        params: dict[str, Any] = dict(request.query)
+        body = await request.read()
+        ctype = request.content_type
+        if body and ctype == "application/json":
+            loaded = json.loads(body)
+            if isinstance(loaded, dict):
+                params.update(loaded)
+        elif body and ctype in ("application/x-www-form-urlencoded", ""):
+            params.update(parse_qsl(body.decode(), keep_blank_values=True))
+        elif body and ctype.startswith("multipart/"):
+            form = await request.post()
+            params.update({k: v for k, v in form.items() if isinstance(v, str)})
+        return params
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params = await self._params(request)
+        token = params.pop("token", None)
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth.removeprefix("Bearer ")
+        now = time.monotonic()
+        if not token:
+            return self._answer(method, params, now, {"ok": False, "error": "not_authed"})
+        if token != self.bot_token:
+            return self._answer(method, params, now, {"ok": False, "error": "invalid_auth"})
+        retry_after = self._rate_check(method, params, now)
+        if retry_after is not None:
+            self.calls.append(Call(method, params, now, 429, "ratelimited"))
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(retry_after)},
+            )
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return self._answer(method, params, now, {"ok": False, "error": "unknown_method"})
+        return self._answer(method, params, now, handler(params))
+
+    def _answer(
+        self, method: str, params: dict[str, Any], now: float, body: dict[str, Any]
+    ) -> web.Response:
+        self.calls.append(Call(method, params, now, 200, None if body["ok"] else body["error"]))
+        return web.json_response(body)
+
+    def _rate_check(self, method: str, params: dict[str, Any], now: float) -> int | None:
+        forced = self._forced.get(method)
+        if forced:
+            return forced.popleft()
+        checks: list[tuple[tuple[str, str], Limit]] = []
+        if method in self.method_limits:
+            checks.append(((method, "*"), self.method_limits[method]))
+        if method == "chat.postMessage" and self.channel_post_limit is not None:
+            checks.append(((method, str(params.get("channel"))), self.channel_post_limit))
+        for key, limit in checks:
+            window = self._windows.setdefault(key, deque())
+            while window and now - window[0] >= limit.per:
+                window.popleft()
+            if len(window) >= limit.calls:
+                return max(1, math.ceil(limit.per - (now - window[0])))
+        for key, _ in checks:
+            self._windows[key].append(now)
+        return None
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file = self.files.get(request.match_info["file_id"])
+        data = await request.read()
+        self.calls.append(
+            Call("upload", {"file_id": request.match_info["file_id"]}, time.monotonic(), 200)
+        )
+        if file is None:
+            return web.Response(status=404, text="file not found", content_type="text/plain")
+        file.data = data
+        return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
+
+    async def _respond(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.calls.append(Call("response_url", body, time.monotonic(), 200))
+        self.responses.append(body)
+        return web.Response(text="ok", content_type="text/plain")
+
+    # --- methods -------------------------------------------------------------------------
+
+    def _next_ts(self) -> str:
+        return f"{self._clock + next(self._ids)}.000100"
+
+    def _check_content(self, params: dict[str, Any]) -> str | None:
+        text = params.get("text") or ""
+        blocks = _loads(params.get("blocks")) or []
+        if not text and not blocks:
+            return "no_text"
+        if len(text) > MAX_TEXT:
+            return "msg_too_long"
+        if len(blocks) > MAX_BLOCKS:
+            return "invalid_blocks"
+        for block in blocks:
+            inner = block.get("text")
+            if block.get("type") == "section" and isinstance(inner, dict):
+                if len(inner.get("text", "")) > MAX_SECTION_TEXT:
+                    return "invalid_blocks"
+        return None
+
+    def _m_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://fake.slack.test/",
+            "team": "Fake Team",
+            "user": "sense",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "is_enterprise_install": False,
+        }
+
+    def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        error = self._check_content(params)
+        channel = params.get("channel")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}
+        if error:
+            return {"ok": False, "error": error}
+        message = FakeMessage(
+            channel=str(channel),
+            ts=self._next_ts(),
+            thread_ts=params.get("thread_ts") or None,
+            text=params.get("text") or "",
+            blocks=_loads(params.get("blocks")) or [],
+            user=self.bot_user_id,
+        )
+        self.messages.append(message)
+        return {"ok": True, "channel": channel, "ts": message.ts, "message": _wire(message)}
+
+    def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.responses.append(dict(params))
+        return {"ok": True, "message_ts": self._next_ts()}
+
+    def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self.message(str(params.get("channel")), str(params.get("ts")))
+        if message is None:
+            return {"ok": False, "error": "message_not_found"}
+        error = self._check_content(params)
+        if error:
+            return {"ok": False, "error": error}
+        message.text = params.get("text") or ""
+        message.blocks = _loads(params.get("blocks")) or []
+        message.edits += 1
+        return {"ok": True, "channel": message.channel, "ts": message.ts, "text": message.text}
+
+    def _m_chat_startStream(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not self.native_streaming:
+            return {"ok": False, "error": "not_allowed"}
+        if not params.get("channel") or not params.get("thread_ts"):
+            return {"ok": False, "error": "invalid_arguments"}
+        message = FakeMessage(
+            channel=str(params["channel"]),
+            ts=self._next_ts(),
+            thread_ts=str(params["thread_ts"]),
+            text=_stream_text(params),
+            blocks=[],
+            user=self.bot_user_id,
+            streaming=True,
+        )
+        self.messages.append(message)
+        return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+    def _stream(self, params: dict[str, Any]) -> FakeMessage | None:
+        message = self.message(str(params.get("channel")), str(params.get("ts")))
+        return message if message is not None and message.streaming else None
+
+    def _m_chat_appendStream(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._stream(params)
+        if message is None:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        message.text += _stream_text(params)
+        return {"ok": True, "channel": message.channel, "ts": message.ts}
+
+    def _m_chat_stopStream(self, params: dict[str, Any]) -> dict[str, Any]:
+        message = self._stream(params)
+        if message is None:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        message.text += _stream_text(params)
+        message.blocks = _loads(params.get("blocks")) or []
+        message.streaming = False
+        return {"ok": True, "channel": message.channel, "ts": message.ts, "message": _wire(message)}
+
+    def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        filename = params.get("filename")
+        length = params.get("length")
+        if not filename or length is None:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = f"F{next(self._ids):06d}"
+        self.files[file_id] = FakeFile(id=file_id, filename=str(filename), length=int(length))
+        return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        entries = _loads(params.get("files")) or []
+        done: list[dict[str, Any]] = []
+        for entry in entries:
+            file = self.files.get(str(entry.get("id")))
+            if file is None or file.data is None:
+                return {"ok": False, "error": "file_not_found"}
+            file.title = entry.get("title") or file.filename
+            file.channel = params.get("channel_id")
+            file.thread_ts = params.get("thread_ts")
+            done.append({"id": file.id, "name": file.filename, "title": file.title})
+        if params.get("channel_id") and done:
+            self.messages.append(
+                FakeMessage(
+                    channel=str(params["channel_id"]),
+                    ts=self._next_ts(),
+                    thread_ts=params.get("thread_ts") or None,
+                    text=params.get("initial_comment") or "",
+                    blocks=[],
+                    user=self.bot_user_id,
+                    files=[f["id"] for f in done],
+                )
+            )
+        return {"ok": True, "files": done}
+
+    def _m_users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = params.get("user")
+        if not user:
+            return {"ok": False, "error": "user_not_found"}
+        admin = user in self.admins
+        return {
+            "ok": True,
+            "user": {
+                "id": user,
+                "team_id": self.team_id,
+                "name": str(user).lower(),
+                "is_bot": False,
+                "is_admin": admin,
+                "is_owner": False,
+                "is_primary_owner": False,
+            },
+        }
+
+    def _m_reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        self.reactions.append(
+            (str(params.get("channel")), str(params.get("timestamp")), str(params.get("name")))
+        )
+        return {"ok": True}
+
+    def _m_assistant_threads_setStatus(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True}
+
+    def _m_conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(params.get("channel")), str(params.get("ts"))
+        found = [m for m in self.messages if m.channel == channel and ts in (m.ts, m.thread_ts)]
+        return {"ok": True, "messages": [_wire(m) for m in found], "has_more": False}
+
+
+def _loads(value: Any) -> Any:
+    """Form bodies carry JSON-valued parameters (blocks, files) as strings."""
+    if isinstance(value, str):
+        return json.loads(value) if value else None
+    return value
+
+
+def _stream_text(params: dict[str, Any]) -> str:
+    """The text a stream call adds: `markdown_text` and/or `markdown_text` chunks (newer
+    slack_sdk versions send chunks)."""
+    text = params.get("markdown_text") or ""
+    for chunk in _loads(params.get("chunks")) or []:
+        if isinstance(chunk, dict) and chunk.get("type") == "markdown_text":
+            text += str(chunk.get("text", ""))
+    return text
+
+
+def _wire(message: FakeMessage) -> dict[str, Any]:
+    wire: dict[str, Any] = {
+        "type": "message",
+        "ts": message.ts,
+        "text": message.text,
+        "user": message.user,
+        "blocks": message.blocks,
+    }
+    if message.thread_ts:
+        wire["thread_ts"] = message.thread_ts
+    return wire
