@@ -81,11 +81,16 @@ class ReplyRenderer:
         turn_id: str,
         mode: Mode,
         clock: Callable[[], float] = time.monotonic,
+        refresh_every: float = ELAPSED_REFRESH,
     ) -> None:
+        """`clock` decides (elapsed time, the interval); `refresh_every` is how often, in real
+        seconds, an idle live status is re-rendered so its elapsed time keeps moving during a
+        long job (an unchanged view costs no call)."""
         self._surface = surface
         self._turn_id = turn_id
         self._mode = mode
         self._clock = clock
+        self._refresh_every = refresh_every
         self._started_at = clock()
         self._last_flush = float("-inf")
         # folded state (written by feed/note/media_done, read at flush time)
@@ -131,7 +136,6 @@ class ReplyRenderer:
         """Post the first message (thinking + Stop) and start the flusher."""
         self._started_at = self._clock()
         view = View(status=THINKING, buttons=(self._stop_button(),))
-        self._last_flush = self._clock()
         message_id = await self._post(view)
         if message_id is not None:
             self._ids.append(message_id)
@@ -201,7 +205,7 @@ class ReplyRenderer:
         interval = self._surface.limits.min_edit_interval
         while not self._stopping:
             try:
-                async with asyncio.timeout(self._refresh_timeout()):
+                async with asyncio.timeout(self._refresh_every):
                     await self._wake.wait()
             except TimeoutError:
                 pass  # nothing new, but the elapsed time on the status line moved
@@ -218,11 +222,6 @@ class ReplyRenderer:
                 log.exception("turn %s: live render failed", self._turn_id)
             finally:
                 self._in_flight = False
-
-    def _refresh_timeout(self) -> float | None:
-        if self._clock() - self._started_at < ELAPSED_AFTER:
-            return ELAPSED_AFTER
-        return ELAPSED_REFRESH
 
     async def _close(self, status: str, *, with_extras: bool) -> None:
         """Stop the flusher without cutting an edit in half, then flush the final view now.
@@ -364,7 +363,6 @@ class ReplyRenderer:
         so retrying after a failure recomputes the same layout from the same offsets.
         """
         ok = True
-        self._last_flush = self._clock()
         for message_id, view in list(self._wanted.items()):
             ok = await self._show(message_id, view, final=final) and ok
         body, status = snap.body, snap.status
@@ -423,6 +421,7 @@ class ReplyRenderer:
                 del self._wanted[message_id]
             return True
         self._flushes += 1
+        self._last_flush = self._clock()
         try:
             await self._surface.edit(message_id, view, final=final)
         except Exception as exc:  # a surface error must not end the turn
@@ -435,6 +434,7 @@ class ReplyRenderer:
 
     async def _post(self, view: View) -> str | None:
         self._flushes += 1
+        self._last_flush = self._clock()
         try:
             message_id = await self._surface.post(view)
         except Exception as exc:  # a surface error must not end the turn

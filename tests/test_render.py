@@ -314,6 +314,20 @@ async def test_long_jobs_show_elapsed_time_and_notes_and_files() -> None:
     assert surface.last().status == "✅ Done · max mode · 1m 05s · 1 file"
 
 
+async def test_an_idle_long_job_still_updates_its_elapsed_time() -> None:
+    clock = FakeClock()
+    surface = RecordingSurface()
+    renderer = await started(surface, clock=clock, refresh_every=0.02)
+    renderer.feed(Progress("Rendering video"))
+    await surface.wait_until(lambda: surface.last().status == "⏳ Rendering video")
+    await asyncio.sleep(0.06)  # refreshes of an unchanged view cost no call
+    calls = renderer.flushes
+    clock.now += 130
+    await surface.wait_until(lambda: surface.last().status == "⏳ Rendering video · 2m 10s")
+    assert renderer.flushes == calls + 1
+    await renderer.finish()
+
+
 # --- final views ---------------------------------------------------------------------------
 
 
