@@ -18,7 +18,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 from bot.config import Settings
@@ -196,7 +196,7 @@ async def _sync_commands(settings: Settings, guild: int | None) -> int:
         return 2
     from adapters.discord.client import sync_commands
 
-    guilds = [guild] if guild else list(settings.discord_guild_ids)
+    guilds: list[int | None] = [guild] if guild else list(settings.discord_guild_ids)
     for name in await sync_commands(settings, guilds or [None]):
         print(name)
     return 0
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level, _secrets(settings))
     command = args.command or "run"
-    actions: dict[str, Callable[[], Awaitable[int]]] = {
+    actions: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
         "run": lambda: _run(settings, getattr(args, "platform", "all")),
         "shell": lambda: _shell(settings, simulate=args.simulate),
         "simulate": lambda: _simulate(args, settings),
