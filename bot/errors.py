@@ -106,9 +106,7 @@ class StreamCut(UpstreamError):
 
 
 class IdleTimeout(UpstreamError):
-    default_message = (
-        "each::sense stopped responding. Send your message again to continue."
-    )
+    default_message = "each::sense stopped responding. Send your message again to continue."
 
 
 class AgentError(UpstreamError):
