@@ -1,0 +1,72 @@
+"""The slash commands' shapes (names, options, choices) and where each one is handled.
+
+Kept apart from the handlers so `sync-commands` can register the exact same commands
+without starting a bot.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol
+
+import discord
+from discord import app_commands
+
+MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
+
+
+class Handlers(Protocol):
+    async def sense(
+        self, interaction: discord.Interaction, prompt: str, mode: Literal["eco", "max"] | None
+    ) -> None: ...
+
+    async def eco(self, interaction: discord.Interaction, action: str) -> None: ...
+
+    async def predict(self, interaction: discord.Interaction, model: str, prompt: str) -> None: ...
+
+    async def workflow(
+        self, interaction: discord.Interaction, workflow_id: str, inputs: str
+    ) -> None: ...
+
+    async def models(self, query: str) -> list[tuple[str, str]]: ...
+
+
+def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> None:
+    """Add `/sense`, `/sense-eco`, `/sense-predict` and `/sense-workflow` to `tree`."""
+
+    @tree.command(name="sense", description="Ask each::sense; the answer opens a thread")
+    @app_commands.describe(prompt="What to ask or create", mode="eco: faster and cheaper")
+    async def sense(
+        interaction: discord.Interaction,
+        prompt: str,
+        mode: Literal["eco", "max"] | None = None,
+    ) -> None:
+        await handlers.sense(interaction, prompt, mode)
+
+    @tree.command(name="sense-eco", description="Eco mode for this channel: on, off or status")
+    @app_commands.describe(action="on and off need Manage Channels")
+    async def sense_eco(
+        interaction: discord.Interaction, action: Literal["on", "off", "status"] = "status"
+    ) -> None:
+        await handlers.eco(interaction, action)
+
+    @tree.command(name="sense-predict", description="Run one Eachlabs model on a prompt")
+    @app_commands.describe(model="The model's slug", prompt="The model's prompt")
+    async def sense_predict(interaction: discord.Interaction, model: str, prompt: str) -> None:
+        await handlers.predict(interaction, model, prompt)
+
+    @sense_predict.autocomplete("model")
+    async def model_choices(
+        interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        found = await handlers.models(current)
+        return [
+            app_commands.Choice(name=(title or slug)[:100], value=slug[:100])
+            for slug, title in found[:MAX_CHOICES]
+        ]
+
+    @tree.command(name="sense-workflow", description="Run an Eachlabs workflow")
+    @app_commands.describe(workflow_id="The workflow's id", inputs="key=value pairs")
+    async def sense_workflow(
+        interaction: discord.Interaction, workflow_id: str, inputs: str = ""
+    ) -> None:
+        await handlers.workflow(interaction, workflow_id, inputs)

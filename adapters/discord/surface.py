@@ -1,0 +1,127 @@
+"""`DiscordSurface`: one Discord thread as the core's `Surface`.
+
+Every request goes through the shared per-channel limiter first, so the bot stays inside
+Discord's ~5 edits / 5 s per channel instead of learning it from 429s. Edits of the same
+message coalesce: while one waits for a slot, a newer edit replaces what it will send.
+Everything is sent with mentions disabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import discord
+
+from adapters.discord.ratelimit import ChannelLimiter
+from adapters.discord.views import components_of, content_of
+from bot.errors import MediaRejected
+from bot.media import format_size
+from bot.models import MediaFile, SurfaceLimits, ThreadKey, View
+
+log = logging.getLogger(__name__)
+
+MIN_EDIT_INTERVAL = 1.1  # 5 edits / 5 s per channel, with room for the final edit
+DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+TOO_LARGE = 40005  # Discord's "Request entity too large"
+NO_MENTIONS = discord.AllowedMentions.none()
+_KIND_ICONS = {"image": "🖼️", "video": "🎬", "audio": "🎵"}
+
+
+@dataclass
+class _PendingEdit:
+    view: View
+    final: bool
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class DiscordSurface:
+    """Posts, edits and uploads in one thread (`key.thread` is the thread's channel id)."""
+
+    def __init__(
+        self,
+        *,
+        client: discord.Client,
+        key: ThreadKey,
+        limiter: ChannelLimiter,
+        upload_limit: int = DEFAULT_UPLOAD_LIMIT,
+    ) -> None:
+        self.key = key
+        self._limiter = limiter
+        self._upload_limit = upload_limit
+        self._channel = client.get_partial_messageable(
+            int(key.thread), guild_id=int(key.workspace), type=discord.ChannelType.public_thread
+        )
+        self._pending: dict[str, _PendingEdit] = {}
+        self._send_lock = asyncio.Lock()
+
+    @property
+    def limits(self) -> SurfaceLimits:
+        return SurfaceLimits(
+            min_edit_interval=MIN_EDIT_INTERVAL,
+            max_text=2000,
+            max_upload_bytes=self._upload_limit,
+        )
+
+    async def post(self, view: View) -> str:
+        await self._limiter.acquire(self.key.thread)
+        content, rows = content_of(view), components_of(view)
+        if rows is None:
+            message = await self._channel.send(content, allowed_mentions=NO_MENTIONS)
+        else:
+            message = await self._channel.send(content, view=rows, allowed_mentions=NO_MENTIONS)
+        return str(message.id)
+
+    async def edit(self, message_id: str, view: View, *, final: bool = False) -> None:
+        pending = self._pending.get(message_id)
+        if pending is not None:  # an older edit still waits for a slot: send ours instead
+            pending.view = view
+            pending.final = pending.final or final
+            await asyncio.shield(pending.done)
+            return
+        pending = self._pending[message_id] = _PendingEdit(view, final)
+        try:
+            await self._limiter.acquire(self.key.thread, urgent=final)
+        finally:
+            del self._pending[message_id]
+        try:
+            async with self._send_lock:  # edits of one message must reach Discord in order
+                await self._channel.get_partial_message(int(message_id)).edit(
+                    content=content_of(pending.view),
+                    view=components_of(pending.view),
+                    allowed_mentions=NO_MENTIONS,
+                )
+        finally:
+            pending.done.set_result(None)
+
+    async def upload(self, media: MediaFile) -> None:
+        if media.size > self._upload_limit:
+            raise self._too_big(media.size)
+        await self._limiter.acquire(self.key.thread)
+        # discord.File opens the path and aiohttp streams it: the file is never read whole.
+        file = discord.File(media.path, filename=media.filename)
+        try:
+            await self._channel.send(file=file, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as exc:
+            if exc.status == 413 or exc.code == TOO_LARGE:
+                raise self._too_big(media.size) from exc
+            raise
+        finally:
+            file.close()
+
+    async def post_link(self, url: str, *, kind: str, reason: str) -> None:
+        await self._limiter.acquire(self.key.thread)
+        icon = _KIND_ICONS.get(kind, "📎")
+        embed = discord.Embed(title=f"{icon} Open the generated {kind}", url=url)
+        embed.description = f"{reason}\n{url}" if reason else url
+        await self._channel.send(embed=embed, allowed_mentions=NO_MENTIONS)
+
+    def _too_big(self, size: int) -> MediaRejected:
+        return MediaRejected(
+            f"The file ({format_size(size)}) is over this server's upload limit "
+            f"({format_size(self._upload_limit)}), so here is a link instead.",
+            detail=f"upload of {size} bytes over limit {self._upload_limit}",
+        )
