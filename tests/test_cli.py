@@ -1,0 +1,116 @@
+"""The program's commands as a new user runs them (subprocesses, no `.env`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.util import wait_until
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("EACHSENSE_", "SLACK_", "DISCORD_", "DATABASE_URL", "PUBLIC_URL"))
+    }
+    env["PYTHONPATH"] = str(Path.cwd())
+    env.update(extra)
+    return env
+
+
+def test_help_lists_every_command(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bot", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=clean_env(),
+        timeout=30,
+    ).stdout
+    for command in ("run", "shell", "simulate", "doctor", "sync-commands"):
+        assert command in out
+
+
+def test_doctor_without_settings_explains_what_is_missing(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "doctor"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=clean_env(),
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "EACHSENSE_API_KEY is not set" in result.stdout
+    assert "SLACK_BOT_TOKEN not set" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_doctor_reports_a_rejected_key_without_showing_it(tmp_path: Path) -> None:
+    secret = "sk-doctor-secret-999999"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "doctor"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=clean_env(EACHSENSE_API_KEY=secret, EACHSENSE_BASE_URL="http://127.0.0.1:9/v1"),
+        timeout=30,
+    )
+    assert result.returncode == 1
+    assert "unreachable" in result.stdout
+    assert secret not in result.stdout + result.stderr
+
+
+def test_invalid_setting_is_a_clear_message(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "doctor"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=clean_env(HTTP_PORT="eighty"),
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "Invalid settings" in result.stderr and "http_port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_simulate_serves_the_protocol(tmp_path: Path, unused_tcp_port: int) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "simulate",
+        "--port",
+        str(unused_tcp_port),
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def healthy() -> bool:
+                try:
+                    async with session.get(f"http://127.0.0.1:{unused_tcp_port}/healthz") as r:
+                        return r.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_until(healthy, timeout=20, interval=0.1)
+            body = {"messages": [{"role": "user", "content": "just text"}], "stream": False}
+            url = f"http://127.0.0.1:{unused_tcp_port}/v1/chat/completions"
+            async with session.post(url, json=body) as resp:
+                data = await resp.json()
+            assert data["choices"][0]["message"]["content"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 10)
