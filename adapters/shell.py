@@ -125,25 +125,25 @@ class Shell:
         if name in ("/quit", "/exit"):
             return False
         if name == "/help":
-            self._say(HELP)
+            self.say(HELP)
         elif name == "/new":
             self._new_thread()
-            self._say("New thread: the next message starts a new session.")
+            self.say("New thread: the next message starts a new session.")
         elif name == "/eco":
             channel = self.key.channel_key
-            self._say(
+            self.say(
                 await self.core.conversations.eco(channel, rest, user_id="local", is_admin=True)
             )
         elif name in ("/predict", "/workflow"):
             await self._job(name, rest)
         else:
-            self._say(f"Unknown command {name}. Type /help for the list.")
+            self.say(f"Unknown command {name}. Type /help for the list.")
         return True
 
     async def _job(self, name: str, rest: str) -> None:
         jobs = self.core.jobs
         if jobs is None:
-            self._say("Direct model runs are not available.")
+            self.say("Direct model runs are not available.")
             return
         self._new_thread()
         self._fresh = False
@@ -163,9 +163,9 @@ class Shell:
                     surface=self.surface,
                 )
         except BotError as err:
-            self._say("⚠️ " + err.user_message)
+            self.say("⚠️ " + err.user_message)
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str) -> None:
         self.surface._line(text)
 
     async def run(self, stdin: TextIO | None = None) -> int:
@@ -173,7 +173,7 @@ class Shell:
         source = stdin or sys.stdin
         interactive = source.isatty()
         if interactive:
-            self._say("each::sense shell. Type a message, or /help.")
+            self.say("each::sense shell. Type a message, or /help.")
         while True:
             if interactive:
                 self.out.write("> ")

@@ -72,13 +72,17 @@ async def _eachlabs(settings: Settings, *, force_sim: bool) -> AsyncIterator[Set
 
 async def _shell(settings: Settings, *, simulate: bool) -> int:
     from adapters.shell import Shell
+    from bot.conversations import INTERRUPTED
     from bot.runtime import build_core, close_core
 
     async with _eachlabs(settings, force_sim=simulate) as live:
         core = await build_core(live)
         try:
-            await core.conversations.recover()
-            return await Shell(core).run()
+            interrupted = await core.conversations.recover()
+            shell = Shell(core)
+            if any(t.key.platform == "shell" for t in interrupted):
+                shell.say(INTERRUPTED)
+            return await shell.run()
         finally:
             await close_core(core)
 

@@ -46,6 +46,7 @@ from bot.render import ReplyRenderer
 log = logging.getLogger(__name__)
 
 QUEUED = "⏳ Queued: I'll answer this as soon as the reply above is finished."
+WAITING = "⏳ Many requests are running right now: yours starts as soon as one finishes."
 INTERRUPTED = (
     "⚠️ The bot restarted while answering here, so that answer was lost. "
     "Please send your message again."
@@ -200,8 +201,11 @@ class Conversations:
         try:
             if slot.lock.locked():
                 await self._say(surface, QUEUED)
-            async with slot.lock, self._global:
-                await self._run_turn(turn, prompt, record, surface)
+            async with slot.lock:
+                if self._global.locked():
+                    await self._say(surface, WAITING)
+                async with self._global:
+                    await self._run_turn(turn, prompt, record, surface)
         finally:
             slot.users -= 1
             if slot.users == 0:

@@ -150,6 +150,27 @@ async def test_per_person_cap(sim: Simulator) -> None:
         await close_core(core)
 
 
+async def test_global_cap_queues_and_says_so(sim: Simulator) -> None:
+    core = await build_core(simulated(make_settings(max_concurrent_turns=1), sim))
+    conv = core.conversations
+    try:
+        surface = RecordingSurface()
+        task = asyncio.create_task(
+            conv.run(Turn(KEY, "U1", "fail:stall", new_thread=True), surface)
+        )
+        await wait_until(lambda: conv.running_turns == 1)
+        other = asyncio.create_task(
+            conv.run(Turn(OTHER, "U2", "just text", new_thread=True), surface)
+        )
+        await wait_until(lambda: any("Many requests" in v.text for v in surface.messages.values()))
+        assert len(sim.requests) == 1
+        await conv.stop(next(iter(conv._running)), user_id="U1")
+        await asyncio.wait_for(asyncio.gather(task, other), 10)
+        assert len(sim.requests) == 2
+    finally:
+        await close_core(core)
+
+
 async def test_failures_are_sentences_and_the_thread_stays_usable(
     core: Core, sim: Simulator
 ) -> None:

@@ -74,3 +74,23 @@ async def test_bad_commands_get_a_sentence(core: Core, line: str, capsys) -> Non
     assert await shell.handle_line(line)
     assert out.getvalue().strip()
     assert "Traceback" not in out.getvalue()
+
+
+def test_a_turn_cut_by_a_crash_is_reported_on_the_next_start(tmp_path: Path) -> None:
+    import asyncio
+
+    from bot.models import ThreadKey, TurnRecord, TurnStatus
+    from storage.sqlite import open_store
+
+    async def leave_a_running_turn() -> None:
+        store = await open_store(f"sqlite:///{tmp_path}/eachsense-bot.db")
+        key = ThreadKey("shell", "local", "console", "1")
+        await store.begin_turn(TurnRecord("t1", key, "local", "a fox", TurnStatus.RUNNING, 1.0))
+        await store.close()
+
+    asyncio.run(leave_a_running_turn())
+    result = run_cli("shell", "--simulate", stdin="", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "restarted while answering" in result.stdout
+    again = run_cli("shell", "--simulate", stdin="", cwd=tmp_path)
+    assert "restarted" not in again.stdout
