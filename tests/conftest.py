@@ -26,6 +26,14 @@ def make_settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, **base)  # type: ignore[call-arg]
 
 
+@pytest.fixture(autouse=True)
+def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """slack_sdk sends even 127.0.0.1 through HTTP(S)_PROXY (it ignores NO_PROXY), so a
+    developer's proxy settings must not reach the local fakes."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     async with Simulator(speed=1000) as simulator:

@@ -384,9 +384,12 @@ class DiscordBot:
             sentence = await conversations.stop(value, user_id=user_id)
             await interaction.response.send_message(sentence, ephemeral=True)
         elif action is ButtonAction.CANCEL_JOB:
+            # Eachlabs' cancel may take longer than the 3 s Discord gives a click: answer
+            # first (privately), then say how it went.
+            await interaction.response.defer(ephemeral=True, thinking=True)
             jobs = self.core.jobs
             sentence = await jobs.cancel(value, user_id=user_id) if jobs else UNAVAILABLE
-            await interaction.response.send_message(sentence, ephemeral=True)
+            await interaction.followup.send(sentence, ephemeral=True, allowed_mentions=NO_MENTIONS)
         elif action is ButtonAction.REGENERATE:
             await interaction.response.defer()
             surface = await self.surface_for(key)

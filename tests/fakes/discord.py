@@ -92,6 +92,18 @@ class FakeInteraction:
     callbacks: list[dict[str, Any]] = field(default_factory=list)
     callback_at: float | None = None
     original_id: str | None = None
+    followups: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def reply(self) -> dict[str, Any] | None:
+        """What the person was told: the callback's message, or after a deferred callback
+        (type 5) the first followup."""
+        if not self.callbacks:
+            return None
+        first = self.callbacks[0]
+        if int(first.get("type", 0)) == 5:
+            return self.followups[0] if self.followups else None
+        return first.get("data") or {}
 
 
 def _now_iso() -> str:
@@ -703,6 +715,7 @@ class FakeDiscord:
         inter = self._interaction_for(token)
         if (too_big := self._too_big(files)) is not None:
             return too_big
+        inter.followups.append(body)
         msg = self._message(inter.channel_id)
         msg["webhook_id"] = app
         self._apply(msg, body, files)

@@ -16,10 +16,15 @@ and behaves like Slack where a bot can get it wrong:
 
 Slash-command and interactivity `response_url`s can point at `respond_url()`; what is posted
 there is kept in `responses`.
+
+Socket Mode (`slack.socket_mode`, a `FakeSocketMode`): `apps.connections.open` with the app-level
+token hands out a one-time `ws://` URL; the websocket greets with `hello`, answers pings, and
+the test pushes envelopes and awaits their acks, or asks the client to reconnect.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import math
@@ -30,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 MAX_TEXT = 4000
 MAX_SECTION_TEXT = 3000
@@ -144,11 +149,13 @@ class FakeSlack:
         self._clock = 1_700_000_000
         self._runner: web.AppRunner | None = None
         self._port = 0
+        self.socket_mode = FakeSocketMode(self)
 
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
         app = web.Application(client_max_size=1024**3)
+        self.socket_mode.install(app)
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
@@ -498,3 +505,232 @@ def _wire(message: FakeMessage) -> dict[str, Any]:
     if message.thread_ts:
         wire["thread_ts"] = message.thread_ts
     return wire
+
+
+# --- Socket Mode -------------------------------------------------------------------------
+
+DEFAULT_APP_TOKEN = "xapp-1-A0APP-1-test"
+
+
+@dataclass(slots=True)
+class Ack:
+    """An envelope acknowledgement the client sent back on the websocket."""
+
+    envelope_id: str
+    payload: dict[str, Any] | None
+    connection: int
+    latency: float | None = None  # seconds from `push` to the ack; None if nobody awaited it
+
+
+@dataclass(slots=True)
+class SocketConnection:
+    """One accepted websocket (numbered from 1 in the order they were opened)."""
+
+    number: int
+    ws: web.WebSocketResponse
+    pings: int = 0
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def closed(self) -> bool:
+        return self.ws.closed
+
+
+class FakeSocketMode:
+    """Slack's Socket Mode side of the fake: `apps.connections.open` and the websocket.
+
+    Like Slack, a URL from `apps.connections.open` is good for one connection, the server
+    speaks first (`hello`), every envelope must be acked with its `envelope_id` on the same
+    socket, and `disconnect` asks the client to fetch a new URL and reconnect. Pings are
+    answered with the same payload (slack_sdk matches its `sdk-ping-pong:<time>` pongs to
+    decide whether the link is stale)."""
+
+    def __init__(self, slack: FakeSlack) -> None:
+        self.slack = slack
+        self.app_token = DEFAULT_APP_TOKEN
+        self.app_id = "A0APP"
+        self.connections: list[SocketConnection] = []
+        self.acks: list[Ack] = []
+        self.sent: list[dict[str, Any]] = []
+        self._tickets: set[str] = set()
+        self._ids = itertools.count(1)
+        self._waiting: dict[str, tuple[asyncio.Future[Ack], float]] = {}
+        self._changed = asyncio.Condition()
+
+    def install(self, app: web.Application) -> None:
+        """Routes on the fake's server; the exact method path wins over `/api/{method}`."""
+        app.router.add_post("/api/apps.connections.open", self._open)
+        app.router.add_get("/socket-mode/link/", self._websocket)
+        app.on_shutdown.append(self._shutdown)
+
+    # --- queries -------------------------------------------------------------------------
+
+    @property
+    def opens(self) -> int:
+        """Successful `apps.connections.open` calls so far."""
+        return len(self.slack.calls_to("apps.connections.open", ok=True))
+
+    @property
+    def current(self) -> SocketConnection | None:
+        """The newest connection that is still open."""
+        for connection in reversed(self.connections):
+            if not connection.closed:
+                return connection
+        return None
+
+    async def wait_connected(self, count: int = 1, *, timeout: float = 5.0) -> SocketConnection:
+        """Wait until `count` websockets have been accepted and one is open; returns it."""
+
+        def ready() -> bool:
+            return len(self.connections) >= count and self.current is not None
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(ready), timeout)
+        current = self.current
+        assert current is not None
+        return current
+
+    # --- pushing -------------------------------------------------------------------------
+
+    async def push(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        envelope_id: str | None = None,
+        accepts_response_payload: bool | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+        timeout: float = 3.0,
+    ) -> Ack:
+        """Send one envelope (`slash_commands`, `events_api` or `interactive`) on the current
+        connection and wait for its ack; fails the test after `timeout` seconds (Slack's ack
+        deadline is three)."""
+        connection = self.current
+        if connection is None:
+            raise AssertionError("no open Socket Mode connection")
+        envelope_id = envelope_id or f"env-{next(self._ids):04d}"
+        if accepts_response_payload is None:
+            accepts_response_payload = kind == "slash_commands"
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "type": kind,
+            "payload": payload,
+            "accepts_response_payload": accepts_response_payload,
+        }
+        if kind == "events_api":
+            envelope["retry_attempt"] = retry_attempt
+            envelope["retry_reason"] = retry_reason
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        self._waiting[envelope_id] = (future, time.monotonic())
+        try:
+            await self._send(connection, envelope)
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"no ack for {kind} envelope {envelope_id} in {timeout}s"
+            ) from None
+        finally:
+            self._waiting.pop(envelope_id, None)
+
+    async def request_reconnect(self, reason: str = "refresh_requested") -> None:
+        """Send `disconnect` on the current connection, as Slack does before it rotates a
+        socket; the client should open a new URL and drop this one."""
+        connection = self.current
+        if connection is None:
+            raise AssertionError("no open Socket Mode connection")
+        await self._send(
+            connection, {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake"}}
+        )
+
+    async def drop(self) -> None:
+        """Close the current connection from the server side without warning."""
+        connection = self.current
+        if connection is not None:
+            await connection.ws.close(code=1001, message=b"server restart")
+
+    async def _send(self, connection: SocketConnection, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+        await connection.ws.send_str(json.dumps(message))
+
+    # --- handlers ------------------------------------------------------------------------
+
+    async def _open(self, request: web.Request) -> web.Response:
+        slack = self.slack
+        method = "apps.connections.open"
+        params = await slack._params(request)
+        token = params.pop("token", None)
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth.removeprefix("Bearer ")
+        now = time.monotonic()
+        if not token:
+            return slack._answer(method, params, now, {"ok": False, "error": "not_authed"})
+        if not token.startswith("xapp-"):
+            body = {"ok": False, "error": "not_allowed_token_type"}
+            return slack._answer(method, params, now, body)
+        if token != self.app_token:
+            return slack._answer(method, params, now, {"ok": False, "error": "invalid_auth"})
+        retry_after = slack._rate_check(method, params, now)
+        if retry_after is not None:
+            slack.calls.append(Call(method, params, now, 429, "ratelimited"))
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(retry_after)},
+            )
+        ticket = f"ticket-{next(self._ids):04d}"
+        self._tickets.add(ticket)
+        url = f"ws://127.0.0.1:{slack._port}/socket-mode/link/?ticket={ticket}&app_id={self.app_id}"
+        return slack._answer(method, params, now, {"ok": True, "url": url})
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            return web.Response(
+                status=401, text="invalid or used ticket", content_type="text/plain"
+            )
+        self._tickets.discard(ticket)
+        ws = web.WebSocketResponse(autoping=False)
+        await ws.prepare(request)
+        connection = SocketConnection(number=len(self.connections) + 1, ws=ws)
+        self.connections.append(connection)
+        hello = {
+            "type": "hello",
+            "num_connections": sum(1 for c in self.connections if not c.closed),
+            "debug_info": {"host": "fake", "approximate_connection_time": 18060},
+            "connection_info": {"app_id": self.app_id},
+        }
+        await self._send(connection, hello)
+        await self._notify()
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.PING:
+                    connection.pings += 1
+                    await ws.pong(message.data)
+                elif message.type == WSMsgType.TEXT:
+                    self._received(connection, json.loads(message.data))
+        finally:
+            await self._notify()
+        return ws
+
+    def _received(self, connection: SocketConnection, data: dict[str, Any]) -> None:
+        connection.received.append(data)
+        envelope_id = data.get("envelope_id")
+        if not envelope_id:
+            return
+        waiting = self._waiting.get(str(envelope_id))
+        latency = time.monotonic() - waiting[1] if waiting else None
+        ack = Ack(str(envelope_id), data.get("payload"), connection.number, latency)
+        self.acks.append(ack)
+        if waiting and not waiting[0].done():
+            waiting[0].set_result(ack)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _shutdown(self, app: web.Application) -> None:
+        for connection in self.connections:
+            if not connection.closed:
+                await connection.ws.close(code=1001, message=b"server shutdown")
