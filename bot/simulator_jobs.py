@@ -87,6 +87,7 @@ class SimJobs:
     """Everything the simulated job APIs know; one per simulator app (tests read it)."""
 
     speed: float
+    cancel_delay: float = 0.0  # seconds a cancel takes to answer (tests of slow cancels)
     jobs: dict[str, SimJob] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
     deliveries: list[tuple[str, int]] = field(default_factory=list)
@@ -192,6 +193,8 @@ class _Handlers:
         job = self._job(request, "prediction")
         if job is None:
             return _error(404, "Prediction not found")
+        if self.state.cancel_delay:
+            await asyncio.sleep(self.state.cancel_delay)
         if not job.ended:
             job.cancelled = True
             self._end(job)

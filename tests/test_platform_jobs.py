@@ -233,6 +233,9 @@ async def test_discord_cancel_button_cancels_the_run(discord_rig: DiscordRig) ->
     refusal = await fake.wait_for(lambda: other.reply, what="the refusal")
     assert "Only the person who started" in refusal["content"]
 
+    # Eachlabs may take longer to cancel than Discord waits for an answer to the click
+    fake.ack_deadline = 0.3
+    sim_jobs(rig.sim.app).cancel_delay = 0.6
     click = await fake.click(custom_id, message_id=message["id"], user_id=fake.user_id)
     reply = await fake.wait_for(lambda: click.reply, what="the Cancel reply")
     assert click.callbacks[0]["data"]["flags"] & EPHEMERAL  # answered at once, privately

@@ -143,6 +143,8 @@ class FakeDiscord:
         self.upload_limit = upload_limit
         self.edit_limit = edit_limit
         self.edit_window = edit_window
+        # Discord forgets an interaction not answered within 3 s (error 10062).
+        self.ack_deadline = 3.0
         self.token = "fake-bot-token"
         self.bot_id = self.new_id()
         self.application_id = self.new_id()
@@ -674,6 +676,8 @@ class FakeDiscord:
         self, iid: str, token: str, *, body: Any, files: list[FakeFile]
     ) -> web.Response:
         inter = self._interaction_for(token)
+        if time.monotonic() - inter.injected_at > self.ack_deadline:
+            return _json({"message": "Unknown interaction", "code": 10062}, status=404)
         if inter.callbacks:
             return _json(
                 {"message": "Interaction has already been acknowledged.", "code": 40060}, status=400
