@@ -1,0 +1,101 @@
+"""Client speed: our `EachSenseClient.stream` against the product page's `requests` loop.
+
+Both read the same stream (`events:N`, the raw event shape the product page's loop parses)
+from the same simulator, which runs in a child process so neither client shares a CPU
+with the server's event loop. The measure is time to the last event, median of several
+alternating runs; the target is ours / requests <= 1.0.
+
+Run: `python -m bench.bench_client [--quick]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import requests
+
+from bench.common import Result, external_simulator, median, ms, result
+from bot.eachsense import EachSenseClient
+from bot.models import Complete, TextResponse
+from bot.runtime import new_http_session
+
+EVENTS = 20_000
+REPEATS = 5
+
+
+def requests_loop(url: str, prompt: str) -> int:
+    """The product page's streaming example, collecting instead of printing."""
+    response = requests.post(
+        url,
+        headers={"Content-Type": "application/json", "X-API-Key": "bench"},
+        json={"messages": [{"role": "user", "content": prompt}], "stream": True},
+        stream=True,
+        timeout=60,
+    )
+    texts = 0
+    for line in response.iter_lines():
+        if not line:
+            continue
+        line = line.decode("utf-8")
+        if not line.startswith("data: "):
+            continue
+        data = line[6:]
+        if data == "[DONE]":
+            break
+        event = json.loads(data)
+        if event["type"] == "text_response":
+            texts += 1
+    response.close()
+    return texts
+
+
+async def ours(agent: EachSenseClient, prompt: str, session_id: str) -> int:
+    texts = 0
+    async for event in agent.stream(prompt, session_id=session_id):
+        if isinstance(event, TextResponse):
+            texts += 1
+        elif isinstance(event, Complete):
+            pass
+    return texts
+
+
+async def _compare(events: int, repeats: int) -> dict[str, Any]:
+    prompt = f"events:{events}"
+    async with external_simulator(shape="raw") as sim, new_http_session() as session:
+        agent = EachSenseClient(session, api_key="bench", base_url=sim.base_url)
+        url = sim.base_url + "/chat/completions"
+        await ours(agent, "events:10", "warm")  # connection pool, imports
+        await asyncio.to_thread(requests_loop, url, "events:10")
+        ours_times: list[float] = []
+        requests_times: list[float] = []
+        for run in range(repeats):
+            start = time.perf_counter()
+            got = await ours(agent, prompt, f"bench-{run}")
+            ours_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            expected = await asyncio.to_thread(requests_loop, url, prompt)
+            requests_times.append(time.perf_counter() - start)
+            if got != events or expected != events:
+                raise AssertionError(f"clients disagree: ours {got}, requests {expected}")
+    ours_s, requests_s = median(ours_times), median(requests_times)
+    return {
+        "events": events,
+        "ours_ms": ms(ours_s),
+        "requests_ms": ms(requests_s),
+        "ours_over_requests": round(ours_s / requests_s, 3),
+    }
+
+
+def run(quick: bool = False) -> list[Result]:
+    events, repeats = (2000, 3) if quick else (EVENTS, REPEATS)
+    figures = asyncio.run(_compare(events, repeats))
+    return [result("client_time_to_last_event", figures, {"ours_over_requests": "<= 1.0"})]
+
+
+if __name__ == "__main__":
+    for item in run(quick="--quick" in sys.argv):
+        print(item)
