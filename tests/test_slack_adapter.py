@@ -224,6 +224,9 @@ async def test_sense_runs_end_to_end_with_upload(rig: Rig) -> None:
     assert [b["action_id"].split(":")[1] for b in buttons(answer)] == ["regen"]
     [request] = rig.sim.requests
     assert request.mode == "max" and request.session_id
+    # every Web API call went over the process's pooled connections, not one each
+    api_calls = len(rig.slack.calls)
+    assert api_calls >= 4 and len(rig.slack.connections) <= 2, (api_calls, rig.slack.connections)
 
 
 async def test_follow_up_continues_the_session_and_new_thread_gets_a_new_one(rig: Rig) -> None:

@@ -60,8 +60,12 @@ class SlackBot:
         self.core = core
         self.http = http
         self.limiter = limiter or SlackLimiter()
+        # The process's shared session: without one slack_sdk opens (and closes) a new
+        # aiohttp session and connection for every call.
         self.client = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=settings.slack_api_url,
+            session=core.session,
         )
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         secret = settings.slack_signing_secret

@@ -139,6 +139,8 @@ class FakeSlack:
         self.channel_post_limit = channel_post_limit
         self.native_streaming = native_streaming
         self.calls: list[Call] = []
+        # client addresses seen: one per TCP connection, so a client that pools shows few
+        self.connections: set[str] = set()
         self.messages: list[FakeMessage] = []
         self.files: dict[str, FakeFile] = {}
         self.reactions: list[tuple[str, str, str]] = []
@@ -241,6 +243,8 @@ class FakeSlack:
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.connections.add(str(peer))
         params = await self._params(request)
         token = params.pop("token", None)
         auth = request.headers.get("Authorization", "")
