@@ -25,6 +25,7 @@ MODULES = (
     "bench_render",
     "bench_client",
     "bench_pipeline",
+    "bench_discord",
     "bench_memory",
     "bench_startup",
 )

@@ -1,6 +1,8 @@
 """What every benchmark shares: result records, statistics, memory readings, fresh child
-processes, and the rig that runs the real pipeline (simulator → core → slack-bolt adapter →
-fake Slack) in one event loop.
+processes, and the rigs that run the real pipeline (simulator → core → slack-bolt adapter →
+fake Slack): all in one event loop (`open_slack_pipeline`), or with the simulator and the fake
+Slack in a child process (`remote_rig`) so that the bot process is measured alone, as in
+production where Slack and Eachlabs are remote.
 
 Everything here is measured, never assumed: figures come from clocks, `/proc` and the fakes'
 call logs. A scenario returns `{"name", "figures", "targets"}` dicts; a target is a string
@@ -10,6 +12,7 @@ such as `"< 20"` or `"== 0"` that `meets` checks against the figure of the same 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import math
@@ -19,7 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +164,7 @@ class TimedSimulator(Simulator):
         super().__init__(**kwargs)
         self.pace = pace
         self.ended: dict[str, float] = {}
+        self.prompts: dict[str, str] = {}  # session id -> prompt of its latest turn
 
     async def _sleep(self, delay: float, mode: str) -> None:
         if self.pace > 0:
@@ -169,6 +173,7 @@ class TimedSimulator(Simulator):
             await super()._sleep(delay, mode)
 
     async def _stream(self, request: web.Request, turn: _Turn) -> web.StreamResponse:
+        self.prompts[turn.session_id] = turn.prompt
         response = await super()._stream(request, turn)
         self.ended[turn.session_id] = time.monotonic()
         return response
@@ -434,3 +439,281 @@ class external_simulator:
         if self._proc is not None and self._proc.returncode is None:
             self._proc.terminate()
             await self._proc.wait()
+
+
+# --- Slack and each::sense in their own process -------------------------------------------
+
+
+class FinalsSlack(FakeSlack):
+    """The fake Slack, plus when each channel's final edit (the one whose footer says Done)
+    arrived: `finals[channel]`, on the clock `Call.at` uses."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.finals: dict[str, float] = {}
+        self.changed = asyncio.Event()
+
+    def _answer(
+        self, method: str, params: dict[str, Any], now: float, body: dict[str, Any]
+    ) -> web.Response:
+        if method == "chat.update" and body["ok"] and "Done" in str(params.get("blocks", "")):
+            self.finals.setdefault(str(params.get("channel")), now)
+            self.changed.set()
+        return super()._answer(method, params, now, body)
+
+
+def signed_command(
+    prompt: str, *, channel: str, user: str, response_url: str
+) -> tuple[bytes, dict[str, str]]:
+    """A `/sense prompt` form body and headers, signed as Slack signs them."""
+    body = urlencode(
+        {
+            "token": "legacy",
+            "team_id": TEAM,
+            "channel_id": channel,
+            "user_id": user,
+            "command": "/sense",
+            "text": prompt,
+            "api_app_id": "A1",
+            "response_url": response_url,
+            "trigger_id": "trigger",
+        }
+    )
+    stamp = str(int(time.time()))
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": stamp,
+        "X-Slack-Signature": signature or "",
+    }
+    return body.encode(), headers
+
+
+class LagProbe:
+    """How late the event loop wakes a `period` sleep (the queueing every callback in the
+    process sees at that moment), and this process's CPU use per `window` seconds."""
+
+    def __init__(self, period: float = 0.005, window: float = 1.0) -> None:
+        self.period = period
+        self.window = window
+        self.lags: list[float] = []
+        self.cpu_windows: list[float] = []  # CPU seconds per wall second, one per window
+        self._task: asyncio.Task[None] | None = None
+
+    async def _probe(self) -> None:
+        loop = asyncio.get_running_loop()
+        mark_wall, mark_cpu = loop.time(), cpu_seconds()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(self.period)
+            now = loop.time()
+            self.lags.append(now - start - self.period)
+            if now - mark_wall >= self.window:
+                cpu = cpu_seconds()
+                self.cpu_windows.append((cpu - mark_cpu) / (now - mark_wall))
+                mark_wall, mark_cpu = now, cpu
+
+    async def __aenter__(self) -> LagProbe:
+        self._task = asyncio.create_task(self._probe())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class _Rig:
+    """The child side of `remote_rig`: the simulator, the fake Slack, and a control server
+    whose `POST /run` plays Slack's part for one scenario (it sends the slash commands at
+    their start times) and answers with every turn's timestamps once all have ended."""
+
+    def __init__(self) -> None:
+        self.sim = TimedSimulator(speed=1000.0)
+        self.slack = FinalsSlack()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        await self.sim.start()
+        await self.slack.start()
+        app = web.Application()
+        app.router.add_post("/run", self._run)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+
+    async def _run(self, request: web.Request) -> web.Response:
+        spec = await request.json()
+        tag, turns, events = str(spec["tag"]), int(spec["turns"]), int(spec["events"])
+        spread, deadline = float(spec["spread"]), float(spec["timeout"])
+        self.sim.pace = float(spec["pace"])
+        channels = [f"{tag}C{i}" for i in range(turns)]
+        sent: dict[int, float] = {}
+        statuses: list[int] = []
+        connector = aiohttp.TCPConnector(limit=0)
+        async with aiohttp.ClientSession(connector=connector) as http, LagProbe() as probe:
+            cpu0, wall0 = cpu_seconds(), time.monotonic()
+            first = wall0 + 0.05
+
+            async def start_turn(i: int) -> None:
+                await asyncio.sleep(max(0.0, first + i * spread / turns - time.monotonic()))
+                data, headers = signed_command(
+                    f"events:{events} #{tag}-{i}#",
+                    channel=channels[i],
+                    user=f"U{tag}{i}",
+                    response_url=self.slack.respond_url(),
+                )
+                sent[i] = time.monotonic()
+                async with http.post(spec["bot_url"], data=data, headers=headers) as response:
+                    await response.read()
+                    statuses.append(response.status)
+
+            await asyncio.gather(*(start_turn(i) for i in range(turns)))
+            finals = self.slack.finals
+            until = time.monotonic() + deadline
+            while not all(c in finals for c in channels) and time.monotonic() < until:
+                self.slack.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.slack.changed.wait(), 1.0)
+            cpu, wall = cpu_seconds() - cpu0, time.monotonic() - wall0
+        ended = {
+            prompt: self.sim.ended[session]
+            for session, prompt in self.sim.prompts.items()
+            if session in self.sim.ended
+        }
+        rows = [
+            {
+                "sent": sent.get(i),
+                "ended": ended.get(f"events:{events} #{tag}-{i}#"),
+                "final": finals.get(channels[i]),
+            }
+            for i in range(turns)
+        ]
+        ours = set(channels)
+        updates = sum(
+            c.params.get("channel") in ours for c in self.slack.calls_to("chat.update", ok=True)
+        )
+        return web.json_response(
+            {
+                "turns": rows,
+                "statuses": sorted(set(statuses)),
+                "updates": updates,
+                "lag_p99": percentile(probe.lags, 99),
+                "cpu_share": cpu / wall,
+            }
+        )
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        ready = {
+            "sim_url": self.sim.url,
+            "slack_api_url": self.slack.api_url,
+            "bot_token": self.slack.bot_token,
+            "control_url": f"http://127.0.0.1:{self.port}",
+        }
+        print(json.dumps(ready), flush=True)
+        await asyncio.Event().wait()
+
+
+def serve_rig() -> None:
+    """Entry point of the child process (`remote_rig` starts it)."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(_Rig().serve_forever())
+
+
+class remote_rig:
+    """The simulator and the fake Slack in one child process (`serve_rig`).
+
+    `time.monotonic()` is CLOCK_MONOTONIC, one clock for every process on a Linux machine,
+    so the child's timestamps (last event written, final edit received) and ours compare
+    directly."""
+
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+        self.info: dict[str, str] = {}
+        self._runs = itertools.count(1)
+
+    @property
+    def url(self) -> str:
+        return self.info["sim_url"]
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    async def __aenter__(self) -> remote_rig:
+        code = "from bench.common import serve_rig; serve_rig()"
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            code,
+            cwd=ROOT_DIR,
+            env=child_env(),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert self._proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self._proc.stdout.readline(), 60)
+            self.info = json.loads(line)
+        except (TimeoutError, ValueError):
+            await self.__aexit__()
+            raise RuntimeError("the rig child did not start") from None
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            self._proc.terminate()
+            await self._proc.wait()
+
+    async def run(
+        self, bot_url: str, *, turns: int, events: int, pace: float, spread: float
+    ) -> dict[str, Any]:
+        """Start `turns` turns of `events` events `pace` seconds apart, their slash commands
+        spread evenly over `spread` seconds; return the child's report once all ended."""
+        timeout = spread + events * pace + 120
+        spec = {
+            "tag": f"r{next(self._runs)}",
+            "bot_url": bot_url,
+            "turns": turns,
+            "events": events,
+            "pace": pace,
+            "spread": spread,
+            "timeout": timeout,
+        }
+        wait = aiohttp.ClientTimeout(total=timeout + 60)
+        async with aiohttp.ClientSession(timeout=wait) as http:
+            async with http.post(self.info["control_url"] + "/run", json=spec) as response:
+                response.raise_for_status()
+                report: dict[str, Any] = await response.json()
+        return report
+
+
+@contextlib.asynccontextmanager
+async def remote_slack_bot(rig: remote_rig, **settings: Any) -> AsyncIterator[SlackBot]:
+    """The real core and SlackBot in this process, pointed at the rig's simulator and fake
+    Slack, with the limiter off (scenarios that measure our overhead, not Slack's)."""
+    base = simulated(bench_settings(**settings), rig)  # type: ignore[arg-type]
+    ws_settings = base.model_copy(
+        update={
+            "slack_bot_token": SecretStr(rig.info["bot_token"]),
+            "slack_signing_secret": SecretStr(SIGNING_SECRET),
+            "slack_api_url": rig.info["slack_api_url"],
+        }
+    )
+    core = await build_core(ws_settings)
+    http = HttpServer(host="127.0.0.1", port=0)
+    bot = SlackBot(ws_settings, core, http, limiter=unlimited_limiter())
+    try:
+        await bot.start()
+        await http.start()
+        yield bot
+    finally:
+        await bot.stop()
+        await http.stop()
+        await close_core(core)

@@ -234,10 +234,13 @@ class ReplyRenderer:
         self._stopping = True
         self._wake.set()
         task = self._task
-        if task is not None:
-            if not self._in_flight:
-                task.cancel()  # it is only waiting: the final flush must not wait the interval
-            await asyncio.wait([task])
+        if task is not None and not task.done():
+            if self._in_flight:  # let that edit finish so edits land in order
+                await asyncio.wait([task])
+            else:
+                # it is only waiting (for events or the interval) and, once cancelled, can
+                # never edit again: the final flush goes out now, without a hop to reap it
+                task.cancel()
         snapshot = self._final_snapshot(status, with_extras=with_extras)
         if not await self._sync(snapshot, final=True):
             log.info("turn %s: final flush incomplete, retrying once", self._turn_id)

@@ -19,9 +19,11 @@ def test_meets_and_percentile() -> None:
 
 
 async def test_overhead_measures_every_turn() -> None:
-    item = await overhead((1, 5))
+    item = await overhead((1, 5), events=8, pace=0.05)  # the rig runs in a child process
     figures = item["figures"]
     assert 0 < figures["p50_ms_at_5"] <= figures["p99_ms_at_5"]
+    assert figures["peak_in_flight_at_5"] >= 2  # starts are spread over one turn's duration
+    assert 0 < figures["bot_cpu_pct_at_5"] and figures["updates_per_turn_at_5"] >= 1
     assert set(item["targets"]) == {"p99_ms_at_5"}
     rows = table([item])
     assert any("p99_ms_at_5" in row and ("ok" in row or "FAIL" in row) for row in rows)

@@ -199,9 +199,10 @@ class SlackSurface:
         if stream is not None and not stream.done:
             await self._edit_stream(stream, view, final=final)
             return
-        text, blocks = render(view)
 
         async def send() -> None:
+            # rendered when sent: a live edit superseded while queued costs no rendering
+            text, blocks = render(view)
             await self.client.chat_update(
                 channel=self.channel,
                 ts=message_id,
@@ -211,15 +212,15 @@ class SlackSurface:
                 link_names=False,
             )
 
-        future = self._limiter.edits.submit(f"{self.channel}:{message_id}", send, final=final)
+        key = f"{self.channel}:{message_id}"
         if final:
             try:
-                await future
+                await self._limiter.edits.send_final(key, send)
             except SlackApiError as err:
                 log.warning("final chat.update failed: %s", err.response.get("error"))
                 raise BotError(detail="chat.update failed") from err
         else:
-            future.add_done_callback(_log_failure)
+            self._limiter.edits.submit(key, send).add_done_callback(_log_failure)
 
     async def post_link(self, url: str, *, kind: str, reason: str) -> None:
         """The link is already mrkdwn (escaped here), so it is posted as `text` as is."""

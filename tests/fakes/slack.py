@@ -138,10 +138,16 @@ class FakeSlack:
         self.method_limits: dict[str, Limit] = dict(method_limits or {})
         self.channel_post_limit = channel_post_limit
         self.native_streaming = native_streaming
+        # `calls` and `messages` are the record (read them, do not modify them); the indexes
+        # below make the lookups a busy benchmark does per request O(1) instead of O(calls)
         self.calls: list[Call] = []
+        self._calls_by_method: dict[str, list[Call]] = {}
+        self._ratelimited: list[Call] = []
         # client addresses seen: one per TCP connection, so a client that pools shows few
         self.connections: set[str] = set()
         self.messages: list[FakeMessage] = []
+        self._by_ts: dict[tuple[str, str], FakeMessage] = {}
+        self._by_thread: dict[tuple[str, str | None], list[FakeMessage]] = {}
         self.files: dict[str, FakeFile] = {}
         self.reactions: list[tuple[str, str, str]] = []
         self.responses: list[dict[str, Any]] = []
@@ -201,28 +207,35 @@ class FakeSlack:
         self._forced.setdefault(method, deque()).extend([retry_after] * times)
 
     def calls_to(self, method: str, *, ok: bool | None = None) -> list[Call]:
-        return [
-            c
-            for c in self.calls
-            if c.method == method and (ok is None or (c.status == 200 and c.error is None) == ok)
-        ]
+        calls = self._calls_by_method.get(method, [])
+        if ok is None:
+            return list(calls)
+        return [c for c in calls if (c.status == 200 and c.error is None) == ok]
 
     @property
     def ratelimited(self) -> list[Call]:
-        return [c for c in self.calls if c.status == 429]
+        return list(self._ratelimited)
 
     def thread(self, channel: str, thread_ts: str) -> list[FakeMessage]:
         """The replies in a thread (not the root), oldest first."""
-        return [m for m in self.messages if m.channel == channel and m.thread_ts == thread_ts]
+        return list(self._by_thread.get((channel, thread_ts), []))
 
     def top_level(self, channel: str) -> list[FakeMessage]:
-        return [m for m in self.messages if m.channel == channel and m.thread_ts is None]
+        return list(self._by_thread.get((channel, None), []))
 
     def message(self, channel: str, ts: str) -> FakeMessage | None:
-        for m in self.messages:
-            if m.channel == channel and m.ts == ts:
-                return m
-        return None
+        return self._by_ts.get((channel, ts))
+
+    def _record(self, call: Call) -> None:
+        self.calls.append(call)
+        self._calls_by_method.setdefault(call.method, []).append(call)
+        if call.status == 429:
+            self._ratelimited.append(call)
+
+    def _keep(self, message: FakeMessage) -> None:
+        self.messages.append(message)
+        self._by_ts.setdefault((message.channel, message.ts), message)
+        self._by_thread.setdefault((message.channel, message.thread_ts), []).append(message)
 
     # --- HTTP handlers -------------------------------------------------------------------
 
@@ -257,7 +270,7 @@ class FakeSlack:
             return self._answer(method, params, now, {"ok": False, "error": "invalid_auth"})
         retry_after = self._rate_check(method, params, now)
         if retry_after is not None:
-            self.calls.append(Call(method, params, now, 429, "ratelimited"))
+            self._record(Call(method, params, now, 429, "ratelimited"))
             return web.json_response(
                 {"ok": False, "error": "ratelimited"},
                 status=429,
@@ -271,7 +284,7 @@ class FakeSlack:
     def _answer(
         self, method: str, params: dict[str, Any], now: float, body: dict[str, Any]
     ) -> web.Response:
-        self.calls.append(Call(method, params, now, 200, None if body["ok"] else body["error"]))
+        self._record(Call(method, params, now, 200, None if body["ok"] else body["error"]))
         return web.json_response(body)
 
     def _rate_check(self, method: str, params: dict[str, Any], now: float) -> int | None:
@@ -296,7 +309,7 @@ class FakeSlack:
     async def _upload(self, request: web.Request) -> web.Response:
         file = self.files.get(request.match_info["file_id"])
         data = await request.read()
-        self.calls.append(
+        self._record(
             Call("upload", {"file_id": request.match_info["file_id"]}, time.monotonic(), 200)
         )
         if file is None:
@@ -306,7 +319,7 @@ class FakeSlack:
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.calls.append(Call("response_url", body, time.monotonic(), 200))
+        self._record(Call("response_url", body, time.monotonic(), 200))
         self.responses.append(body)
         return web.Response(text="ok", content_type="text/plain")
 
@@ -358,7 +371,7 @@ class FakeSlack:
             blocks=_loads(params.get("blocks")) or [],
             user=self.bot_user_id,
         )
-        self.messages.append(message)
+        self._keep(message)
         return {"ok": True, "channel": channel, "ts": message.ts, "message": _wire(message)}
 
     def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -391,7 +404,7 @@ class FakeSlack:
             user=self.bot_user_id,
             streaming=True,
         )
-        self.messages.append(message)
+        self._keep(message)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
     def _stream(self, params: dict[str, Any]) -> FakeMessage | None:
@@ -435,7 +448,7 @@ class FakeSlack:
             file.thread_ts = params.get("thread_ts")
             done.append({"id": file.id, "name": file.filename, "title": file.title})
         if params.get("channel_id") and done:
-            self.messages.append(
+            self._keep(
                 FakeMessage(
                     channel=str(params["channel_id"]),
                     ts=self._next_ts(),
@@ -477,7 +490,10 @@ class FakeSlack:
 
     def _m_conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
         channel, ts = str(params.get("channel")), str(params.get("ts"))
-        found = [m for m in self.messages if m.channel == channel and ts in (m.ts, m.thread_ts)]
+        root = self._by_ts.get((channel, ts))
+        found = ([root] if root is not None else []) + [
+            m for m in self._by_thread.get((channel, ts), []) if m is not root
+        ]
         return {"ok": True, "messages": [_wire(m) for m in found], "has_more": False}
 
 
@@ -677,7 +693,7 @@ class FakeSocketMode:
             return slack._answer(method, params, now, {"ok": False, "error": "invalid_auth"})
         retry_after = slack._rate_check(method, params, now)
         if retry_after is not None:
-            slack.calls.append(Call(method, params, now, 429, "ratelimited"))
+            slack._record(Call(method, params, now, 429, "ratelimited"))
             return web.json_response(
                 {"ok": False, "error": "ratelimited"},
                 status=429,
