@@ -11,12 +11,13 @@ simulator's own work: a pessimistic setup on a small machine.
 What the fake enforces: message edits (channel messages and interaction webhook messages) are
 limited per channel to 5 per 5 s, sliding window, answered with Discord's 429 (body
 `{message, retry_after, global}`, `X-RateLimit-*` and `Via` headers). A thread is its own
-channel, so the limit is per thread. What it does NOT model: the per-channel limit on
-message *posts* (our limiter counts posts and edits in one window anyway), limits on thread
-creation, and Discord's global limit of 50 requests/s per bot (interaction endpoints
-excluded). Since the fake would never answer a global 429, `concurrent_peak_rest_per_s`
-reports the most non-interaction REST calls the bot made in any 1 s window, checked against
-that 50/s: the one way to see here whether the 200-thread run would stay within it.
+channel, so the limit is per thread. It also enforces Discord's global limit of 50 requests
+per bot in any 1 s (sliding), interaction callbacks and interaction webhooks exempt, with a
+global 429 (`"global": true`, `X-RateLimit-Global`); `concurrent_global_429` counts those
+(`concurrent_429` counts every 429). What it does NOT model: the per-channel limit on
+message *posts* (our limiter counts posts and edits in one window anyway) and limits on
+thread creation. `concurrent_peak_rest_per_s` is the most non-exempt REST calls the fake
+received in any 1 s window, checked against that 50/s.
 
 - One long turn: `events:2000` paced a few ms apart (several seconds of streaming). We count
   the REST calls the answer cost (posts and edits in its thread, 429s included) and the 429s
@@ -75,7 +76,7 @@ CONCURRENT_THREADS = 200
 CONCURRENT_EVENTS = 200
 CONCURRENT_PACE = 0.015  # 200 events over 3 s or more per thread
 THREADS_PER_CHANNEL = 5
-GLOBAL_LIMIT_PER_S = 50  # Discord's global request limit per bot (not modelled by the fake)
+GLOBAL_LIMIT_PER_S = 50  # Discord's global request limit per bot (the fake enforces it)
 DONE = "✅ Done"
 FAILED = "⚠️"
 POLL = 0.05
@@ -355,6 +356,7 @@ async def concurrent(
             "failed": len(outcome.failed),
             "acks_late": late,
             "concurrent_429": rig.fake.rate_limited,
+            "concurrent_global_429": rig.fake.global_rate_limited,
             "concurrent_seconds": round(elapsed, 1),
             "concurrent_peak_rest_per_s": peak_per_second(rig.fake.calls),
         }
@@ -378,6 +380,7 @@ async def politeness(
             "discord_max_live_age_ms": f"<= {limit}",
             "finished": f"== {threads}",
             "concurrent_429": "== 0",
+            "concurrent_global_429": "== 0",
             "concurrent_peak_rest_per_s": f"<= {GLOBAL_LIMIT_PER_S}",
         },
     )

@@ -17,6 +17,7 @@ def test_quick_discord_politeness_has_its_figures_and_no_429() -> None:
     assert figures["naive_calls_per_turn"] == figures["events"] + 1
     assert figures["naive_429"] > 0, "the fake must enforce Discord's edit limit"
     assert 0 < figures["ours_calls_per_turn"] < figures["naive_calls_per_turn"]
-    assert 0 < figures["discord_max_live_age_ms"] < figures["stream_seconds"] * 1000 + 1
+    # the age is clipped to the stream's lifetime, give or take one flush (rounding, timers)
+    assert 0 < figures["discord_max_live_age_ms"] < figures["stream_seconds"] * 1000 + 500
     assert any("concurrent_429" in row and "ok" in row for row in table([item]))
     assert "bench_discord" in MODULES

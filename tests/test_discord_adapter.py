@@ -21,7 +21,10 @@ from bot.config import Settings
 from bot.models import ThreadKey, TurnRecord, TurnStatus
 from bot.runtime import Core, build_core, close_core, simulated
 from bot.simulator import Simulator
-from tests.fakes.discord import EPHEMERAL, FakeDiscord, FakeInteraction
+from tests.fakes.discord import EPHEMERAL, Call, FakeDiscord, FakeInteraction
+
+SENSE_EVENTS = 200
+FULL_TEXT = " ".join(f"t{i}" for i in range(SENSE_EVENTS))
 
 
 @dataclass
@@ -66,16 +69,36 @@ class Env:
         )
 
 
+def add_text_channel(fake: FakeDiscord, name: str) -> str:
+    channel_id = fake.new_id()
+    fake.channels[channel_id] = {**fake.channels[fake.channel_id], "id": channel_id, "name": name}
+    return channel_id
+
+
+def peak_per_second(calls: list[Call]) -> int:
+    """The most requests the fake received in any 1 s, interaction endpoints left out."""
+    times = sorted(c.at for c in calls if not c.path.startswith(("/interactions/", "/webhooks/")))
+    peak = lo = 0
+    for hi, at in enumerate(times):
+        while at - times[lo] >= 1.0:
+            lo += 1
+        peak = max(peak, hi - lo + 1)
+    return peak
+
+
 def _final_status(content: str) -> bool:
     return any(mark in content for mark in ("✅ Done", "⚠️", "⏹️ Stopped"))
 
 
 @pytest.fixture
 async def env(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Env]:
-    overrides: dict[str, Any] = getattr(request, "param", {})
+    overrides: dict[str, Any] = dict(getattr(request, "param", {}))
+    text_channels = overrides.pop("text_channels", 1)
     base = discord.http.Route.BASE
     gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     async with FakeDiscord() as fake, Simulator(speed=1000) as sim:
+        for n in range(1, text_channels):  # before the bot connects: they come in GUILD_CREATE
+            add_text_channel(fake, f"channel-{n}")
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None,
             database_url=f"sqlite:///{tmp_path}/bot.db",
@@ -335,3 +358,43 @@ async def test_limiter_keeps_the_window_and_serves_final_edits_first() -> None:
     assert order[3] == "final", "a final edit jumps the queue of live edits"
     assert all(b - a >= 0.3 - 0.01 for a, b in zip(stamps, stamps[3:], strict=False))
     await limiter.acquire("other")  # another channel has its own window: no wait
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"text_channels": 12, "max_turns_per_user": 60, "max_concurrent_turns": 60}],
+    indirect=True,
+)
+async def test_sixty_concurrent_threads_stay_inside_the_global_limit(env: Env) -> None:
+    """60 `/sense` at once over 12 channels: far more requests than Discord's 50/s allows at
+    the start (a root post and a thread each) and while streaming. The fake enforces the
+    global limit; the bot must never meet it, and every answer must end complete."""
+    fake = env.fake
+    channels = [c["id"] for c in fake.channels.values() if c["type"] == 0]
+    assert len(channels) == 12 and fake.global_limit == 50
+    prompt = f"events:{SENSE_EVENTS}"
+    inters = await asyncio.gather(
+        *(fake.slash("sense", {"prompt": prompt}, channel_id=channels[n % 12]) for n in range(60))
+    )
+
+    def threads() -> list[str] | None:
+        ids = []
+        for inter in inters:
+            content = fake.messages.get(inter.original_id or "", {}).get("content", "")
+            if "<#" not in content:
+                return None
+            ids.append(content.split("<#")[1].rstrip(">"))
+        return ids
+
+    thread_ids = await fake.wait_for(threads, within=15, what="60 threads")
+    await fake.wait_for(
+        lambda: all(env.final(t) for t in thread_ids), within=25, what="60 final answers"
+    )
+    for thread_id in thread_ids:
+        (answer,) = env.bot_messages(thread_id)
+        assert FULL_TEXT in answer["content"] and "✅ Done" in answer["content"]
+    assert fake.rate_limited == 0 and fake.global_rate_limited == 0
+    assert peak_per_second(fake.calls) <= 50
+    # the opening burst alone (root posts and threads) is over Discord's 50/s: it was spread
+    assert len(fake.calls_to("POST", r"/messages/\d+/threads$")) == 60
+    assert all(i.callback_at and i.callback_at - i.injected_at < 3.0 for i in inters)

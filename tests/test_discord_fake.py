@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import discord
 import discord.gateway
 import discord.http
@@ -145,3 +146,62 @@ async def test_message_create_dispatch(fake: FakeDiscord, client: discord.Client
     await fake.say(fake.channel_id, "hello bot")
     message = await asyncio.wait_for(got, 5)
     assert message.content == "hello bot" and str(message.author.id) == fake.user_id
+
+
+async def test_global_limit_answers_discord_global_429(fake: FakeDiscord) -> None:
+    """More than `global_limit` requests in the window: Discord's global 429, exactly as
+    discord.py reads it; interaction callbacks and interaction webhooks are exempt."""
+    assert fake.global_limit == 50 and fake.global_window == 1.0  # Discord's, by default
+    fake.global_limit = 3
+    headers = {"Authorization": f"Bot {fake.token}"}
+    url = f"{fake.api_url}/channels/{fake.channel_id}"
+    async with aiohttp.ClientSession(headers=headers) as http:
+        statuses = []
+        for _ in range(4):
+            async with http.get(url) as response:
+                statuses.append(response.status)
+                limited, data = response.headers, await response.json()
+        assert statuses == [200, 200, 200, 429]
+        assert data["global"] is True and data["message"] == "You are being rate limited."
+        assert 0 < data["retry_after"] <= 1.0
+        assert limited["X-RateLimit-Global"] == "true"
+        assert limited["X-RateLimit-Scope"] == "global" and limited["Via"]
+        assert fake.rate_limited == fake.global_rate_limited == 1
+
+        inter = await fake.slash("ping", {})
+        callback = f"{fake.api_url}/interactions/{inter.id}/{inter.token}/callback"
+        async with http.post(callback, json={"type": 5}) as response:
+            assert response.status == 200, "interaction callbacks are not globally limited"
+        hook = f"{fake.api_url}/webhooks/{fake.application_id}/{inter.token}"
+        async with http.patch(f"{hook}/messages/@original", json={"content": "x"}) as response:
+            assert response.status == 200, "interaction webhooks are not globally limited"
+        async with http.post(hook, json={"content": "y"}) as response:
+            assert response.status == 200
+        assert fake.global_rate_limited == 1
+
+        fake.global_window = 0.05
+        await asyncio.sleep(0.06)  # the window slides: room again
+        async with http.get(url) as response:
+            assert response.status == 200
+
+    fake.global_limit = None  # off
+    async with aiohttp.ClientSession(headers=headers) as http:
+        for _ in range(6):
+            async with http.get(url) as response:
+                assert response.status == 200
+
+
+async def test_global_429_is_waited_out_by_discord_py(
+    fake: FakeDiscord, client: discord.Client
+) -> None:
+    channel = client.get_channel(int(fake.channel_id))
+    assert isinstance(channel, discord.TextChannel)
+    fake.global_limit = 3
+    fake.global_window = 0.4
+    await asyncio.sleep(0.4)  # login's requests leave the window
+    sent = await asyncio.gather(*(channel.send(f"m{n}") for n in range(6)))
+    assert fake.global_rate_limited >= 1, "the fourth request in the window must be refused"
+    assert sorted(fake.messages[str(m.id)]["content"] for m in sent) == [f"m{n}" for n in range(6)]
+    refused = [c for c in fake.calls if c.status == 429]
+    accepted = [c.at for c in fake.calls if c.status == 200 and c.path.endswith("/messages")]
+    assert refused and max(accepted) - min(accepted) >= 0.4 - 0.01, "discord.py waited"

@@ -21,7 +21,7 @@ from discord import app_commands
 
 from adapters.discord.commands import register_commands
 from adapters.discord.endpoints import use_endpoints
-from adapters.discord.ratelimit import ChannelLimiter
+from adapters.discord.ratelimit import ChannelLimiter, paid, route_through
 from adapters.discord.surface import DEFAULT_UPLOAD_LIMIT, DiscordSurface
 from bot.buttons import decode_button
 from bot.config import Settings
@@ -93,6 +93,8 @@ class DiscordBot:
         self.tree = app_commands.CommandTree(self.client)
         register_commands(self.tree, self)
         self.limiter = ChannelLimiter()
+        # Every REST call discord.py makes for this bot counts against Discord's global limit.
+        route_through(self.client.http, self.limiter)
         self._tasks: set[asyncio.Task[None]] = set()
         self._connection: asyncio.Task[None] | None = None
         self.client.on_message = self._on_message  # type: ignore[attr-defined]
@@ -320,10 +322,14 @@ class DiscordBot:
         self, interaction: discord.Interaction, parent: discord.TextChannel, *, name: str, root: str
     ) -> ThreadKey | None:
         """Post the root message, open a public thread from it and point the deferred
-        response at it. None (after telling the person) when Discord refuses."""
+        response at it. None (after telling the person) when Discord refuses.
+
+        The root post takes a slot in the parent channel (and the global window); creating
+        the thread takes a global slot in `route_through`."""
         try:
             await self.limiter.acquire(str(parent.id))
-            message = await parent.send(root, allowed_mentions=NO_MENTIONS)
+            with paid():
+                message = await parent.send(root, allowed_mentions=NO_MENTIONS)
             title = " ".join(name.split())[:THREAD_NAME_MAX] or "each::sense"
             thread = await parent.create_thread(
                 name=title, message=message, auto_archive_duration=1440

@@ -1,8 +1,10 @@
 """`DiscordSurface`: one Discord thread as the core's `Surface`.
 
-Every request goes through the shared per-channel limiter first, so the bot stays inside
-Discord's ~5 edits / 5 s per channel instead of learning it from 429s. Edits of the same
-message coalesce: while one waits for a slot, a newer edit replaces what it will send.
+Every request takes a slot from the bot's shared limiter first (one in the thread's window and
+one in the bot's global window), so the bot stays inside Discord's ~5 edits / 5 s per channel
+and 50 requests/s per bot instead of learning them from 429s. Edits of the same message
+coalesce: while one waits for a slot, a newer edit replaces what it will send, so under
+contention a live message updates less often but always shows the newest text.
 Everything is sent with mentions disabled.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 
 import discord
 
-from adapters.discord.ratelimit import ChannelLimiter
+from adapters.discord.ratelimit import ChannelLimiter, paid
 from adapters.discord.views import components_of, content_of
 from bot.errors import MediaRejected
 from bot.media import format_size
@@ -69,10 +71,11 @@ class DiscordSurface:
     async def post(self, view: View) -> str:
         await self._limiter.acquire(self.key.thread)
         content, rows = content_of(view), components_of(view)
-        if rows is None:
-            message = await self._channel.send(content, allowed_mentions=NO_MENTIONS)
-        else:
-            message = await self._channel.send(content, view=rows, allowed_mentions=NO_MENTIONS)
+        with paid():
+            if rows is None:
+                message = await self._channel.send(content, allowed_mentions=NO_MENTIONS)
+            else:
+                message = await self._channel.send(content, view=rows, allowed_mentions=NO_MENTIONS)
         return str(message.id)
 
     async def edit(self, message_id: str, view: View, *, final: bool = False) -> None:
@@ -89,11 +92,12 @@ class DiscordSurface:
             del self._pending[message_id]
         try:
             async with self._send_lock:  # edits of one message must reach Discord in order
-                await self._channel.get_partial_message(int(message_id)).edit(
-                    content=content_of(pending.view),
-                    view=components_of(pending.view),
-                    allowed_mentions=NO_MENTIONS,
-                )
+                with paid():
+                    await self._channel.get_partial_message(int(message_id)).edit(
+                        content=content_of(pending.view),
+                        view=components_of(pending.view),
+                        allowed_mentions=NO_MENTIONS,
+                    )
         finally:
             pending.done.set_result(None)
 
@@ -104,7 +108,8 @@ class DiscordSurface:
         # discord.File opens the path and aiohttp streams it: the file is never read whole.
         file = discord.File(media.path, filename=media.filename)
         try:
-            await self._channel.send(file=file, allowed_mentions=NO_MENTIONS)
+            with paid():
+                await self._channel.send(file=file, allowed_mentions=NO_MENTIONS)
         except discord.HTTPException as exc:
             if exc.status == 413 or exc.code == TOO_LARGE:
                 raise self._too_big(media.size) from exc
@@ -117,7 +122,8 @@ class DiscordSurface:
         icon = _KIND_ICONS.get(kind, "📎")
         embed = discord.Embed(title=f"{icon} Open the generated {kind}", url=url)
         embed.description = f"{reason}\n{url}" if reason else url
-        await self._channel.send(embed=embed, allowed_mentions=NO_MENTIONS)
+        with paid():
+            await self._channel.send(embed=embed, allowed_mentions=NO_MENTIONS)
 
     def _too_big(self, size: int) -> MediaRejected:
         return MediaRejected(

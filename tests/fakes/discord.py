@@ -10,6 +10,11 @@ It also behaves like Discord where the bot could go wrong:
 - message edits are limited per channel (5 per 5 s, sliding window) and answered with a
   proper 429 (`{message, retry_after, global}` plus a `Via` header, or discord.py would treat
   it as a Cloudflare ban); `rate_limited` counts them;
+- Discord's global limit: more than `global_limit` (50) requests within `global_window` (1 s,
+  sliding) from the bot get a global 429 (`"global": true`, `X-RateLimit-Global: true`,
+  `X-RateLimit-Scope: global`); interaction callbacks and interaction webhooks are exempt,
+  as on Discord. `global_rate_limited` counts those (`rate_limited` counts every 429);
+  `global_limit=None` turns the limit off;
 - `force_429(n)` answers the next `n` REST calls with a 429;
 - files over the guild's upload limit get 413 / error 40005;
 - `pings()` tells which sent messages would have notified someone (mentions not disabled).
@@ -138,11 +143,15 @@ class FakeDiscord:
         upload_limit: int = DEFAULT_UPLOAD_LIMIT,
         edit_limit: int = 5,
         edit_window: float = 5.0,
+        global_limit: int | None = 50,
+        global_window: float = 1.0,
     ) -> None:
         self._ids = itertools.count(1_100_000_000_000_000_000)
         self.upload_limit = upload_limit
         self.edit_limit = edit_limit
         self.edit_window = edit_window
+        self.global_limit = global_limit
+        self.global_window = global_window
         # Discord forgets an interaction not answered within 3 s (error 10062).
         self.ack_deadline = 3.0
         self.token = "fake-bot-token"
@@ -164,10 +173,12 @@ class FakeDiscord:
         self.commands: dict[str | None, list[dict[str, Any]]] = {}
         self.calls: list[Call] = []
         self.rate_limited = 0
+        self.global_rate_limited = 0
         self.gateway_events: list[dict[str, Any]] = []
         self.identified = asyncio.Event()
         self._force_429 = 0
         self._edits: dict[str, deque[float]] = {}
+        self._global: deque[float] = deque()  # when accepted non-exempt requests arrived
         self._sockets: list[web.WebSocketResponse] = []
         self._seq = 0
         self._changed = asyncio.Condition()
@@ -544,6 +555,9 @@ class FakeDiscord:
             if self._force_429 > 0:
                 self._force_429 -= 1
                 response = self._too_many(0.05, bucket="forced")
+            elif (wait := self._global_allowed(path, call.at)) > 0:
+                self.global_rate_limited += 1
+                response = self._too_many_global(wait)
             else:
                 response = await self._route(request.method, path, body, files)
         except web.HTTPException as exc:
@@ -583,6 +597,29 @@ class FakeDiscord:
         }
         body = {"message": "You are being rate limited.", "retry_after": retry_after}
         return _json({**body, "global": False}, status=429, headers=headers)
+
+    def _too_many_global(self, retry_after: float) -> web.Response:
+        headers = {
+            "Via": "1.1 google",
+            "Retry-After": str(max(1, round(retry_after))),
+            "X-RateLimit-Global": "true",
+            "X-RateLimit-Scope": "global",
+        }
+        body = {"message": "You are being rate limited.", "retry_after": round(retry_after, 3)}
+        return _json({**body, "global": True}, status=429, headers=headers)
+
+    def _global_allowed(self, path: str, now: float) -> float:
+        """0 when a request fits Discord's global window (or is exempt from it), else
+        seconds to wait. Only accepted requests count, as with the edit limit."""
+        if self.global_limit is None or path.startswith(("/interactions/", "/webhooks/")):
+            return 0.0
+        window = self._global
+        while window and now - window[0] >= self.global_window:
+            window.popleft()
+        if len(window) >= self.global_limit:
+            return window[0] + self.global_window - now
+        window.append(now)
+        return 0.0
 
     def _edit_allowed(self, channel_id: str) -> float:
         """0 when an edit in this channel fits the sliding window, else seconds to wait."""
