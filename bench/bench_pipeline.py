@@ -22,7 +22,10 @@ end when the fake Slack receives the edit carrying the footer.
   between their slash command and their final edit at one instant, from the timestamps.
 
   Slack's limits are off in the fake and in the adapter (they would make turns queue for
-  budget, which is `politeness`'s subject). Reported per N: p50/p99/max of the delay, the
+  budget, which is `politeness`'s subject). The bot's own process-wide live-edit budget
+  (`LIVE_EDITS_PER_SECOND`, default 150) is on, as in production: at 1,000 turns each live
+  message updates every few seconds instead of every second (`updates_per_turn` shows it)
+  and final edits never wait for it. Reported per N: p50/p99/max of the delay, the
   bot process's event-loop lag p99 (a 5 ms sleep probe), its CPU use over the run (100 % is
   one core) and in its busiest second, its CPU per turn, and chat.update calls per turn.
 - `politeness` and `throughput` run everything in this process (the fakes' work included):

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.budget import EditBudget
 from bot.config import Settings
 from bot.eachsense import EachSenseClient
 from bot.errors import BotError, BusyError, InputError, MediaRejected
@@ -106,6 +107,8 @@ class Conversations:
         self._global = asyncio.Semaphore(settings.max_concurrent_turns)
         self._per_user: dict[str, int] = {}
         self._running: dict[str, _Running] = {}
+        rate = settings.live_edits_per_second
+        self._edit_budget = EditBudget(rate) if rate > 0 else None
 
     # --- questions adapters ask ---------------------------------------------------------
 
@@ -227,7 +230,7 @@ class Conversations:
                 mode=mode,
             )
         )
-        renderer = ReplyRenderer(surface, turn_id=turn_id, mode=mode)
+        renderer = ReplyRenderer(surface, turn_id=turn_id, mode=mode, budget=self._edit_budget)
         await renderer.start()
         task = asyncio.create_task(
             self._stream(turn, prompt, record, mode, renderer, surface),

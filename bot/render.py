@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.budget import EditBudget
 from bot.errors import BotError
 from bot.models import (
     AgentMessage,
@@ -82,11 +83,14 @@ class ReplyRenderer:
         mode: Mode,
         clock: Callable[[], float] = time.monotonic,
         refresh_every: float = ELAPSED_REFRESH,
+        budget: EditBudget | None = None,
     ) -> None:
         """`clock` decides (elapsed time, the interval); `refresh_every` is how often, in real
         seconds, an idle live status is re-rendered so its elapsed time keeps moving during a
-        long job (an unchanged view costs no call)."""
+        long job (an unchanged view costs no call); `budget` is the process-wide cap on live
+        edits (final flushes never wait for it)."""
         self._surface = surface
+        self._budget = budget
         self._turn_id = turn_id
         self._mode = mode
         self._clock = clock
@@ -212,6 +216,8 @@ class ReplyRenderer:
             delay = self._last_flush + interval - self._clock()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if self._budget is not None and not self._stopping:
+                await self._budget.acquire()
             if self._stopping:
                 return
             self._wake.clear()
