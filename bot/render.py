@@ -58,6 +58,7 @@ STATUS_MAX = 200  # a status line is one short line, whatever the event carried
 ELAPSED_AFTER = 10.0  # show elapsed time on the live status once a turn runs this long
 ELAPSED_REFRESH = 10.0  # re-render an idle live status this often so the clock moves
 STATUS_GAP = 2  # characters an adapter may put between the status line and the text
+NEAR_FULL = 0.8  # past this share of a page, live text stops at a word break
 MAX_SOURCES = 5
 MAX_BUTTON_LABEL = 80
 MAX_ANSWER_BUTTONS = 24  # Discord allows 25 components; one is Regenerate
@@ -370,10 +371,15 @@ class ReplyRenderer:
 
         Page boundaries only move forward: a page is fixed once the message after it exists,
         so retrying after a failure recomputes the same layout from the same offsets.
+
+        A page turn while the answer streams costs one call, not two: the full page is cut
+        where its message's shown text already ends (live flushes near the limit stop at a
+        word break so that point is a clean one), so only the new page is posted. A page
+        whose text is incomplete is edited at once; only old pages' stale status line and Stop
+        button wait until after the live message's final edit, so neither freshness nor the
+        final edit waits for them.
         """
         ok = True
-        for message_id, view in list(self._wanted.items()):
-            ok = await self._show(message_id, view, final=final) and ok
         body, status = snap.body, snap.status
         if not self._ids:  # the first post failed: try again now
             first = await self._post(self._page_or_rest(snap, 0))
@@ -381,25 +387,56 @@ class ReplyRenderer:
                 return False
             self._ids.append(first)
             self._starts.append(0)
+        # pages whose text is incomplete (an edit failed) must not wait for the end
+        for message_id, view in list(self._wanted.items()):
+            if self._shown.get(message_id, View()).text != view.text:
+                ok = await self._show(message_id, view, final=final) and ok
         while self._overflows(body, self._starts[-1], status):
-            start = self._starts[-1]
-            cut = start + self._cut(body, start)
-            page = View(text=body[start:cut])
-            self._wanted[self._ids[-1]] = page
-            ok = await self._show(self._ids[-1], page, final=final) and ok
-            posted = await self._post(self._page_or_rest(snap, cut))
+            start, page_id = self._starts[-1], self._ids[-1]
+            cut = start + (self._cut if final else self._live_cut)(body, start, page_id)
+            self._wanted[page_id] = View(text=body[start:cut])
+            posted = await self._post(self._page_or_rest(snap, cut, final=final))
             if posted is None:
                 return False
             self._ids.append(posted)
             self._starts.append(cut)
-        live = View(text=body[self._starts[-1] :], status=status, buttons=snap.buttons)
-        return await self._show(self._ids[-1], live, final=final) and ok
+            if self._shown.get(page_id, View()).text != body[start:cut]:
+                ok = await self._show(page_id, self._wanted[page_id], final=final) and ok
+        start = self._starts[-1]
+        text = body[start:] if final else self._live_text(body, start, status)
+        live = View(text=text, status=status, buttons=snap.buttons)
+        ok = await self._show(self._ids[-1], live, final=final) and ok
+        if final:
+            for message_id, view in list(self._wanted.items()):
+                ok = await self._show(message_id, view, final=True) and ok
+        return ok
 
-    def _page_or_rest(self, snap: _Snapshot, start: int) -> View:
+    def _live_cut(self, body: str, start: int, page_id: str) -> int:
+        """Where a full page ends during streaming: where its message's text already ends
+        (no edit needed) when that is at least half a page, else the usual cut."""
+        shown = self._shown.get(page_id)
+        limit = self._surface.limits.max_text
+        if shown is not None and len(shown.text) >= limit // 2 and shown.text.strip():
+            return len(shown.text)
+        return self._cut(body, start, page_id)
+
+    def _live_text(self, body: str, start: int, status: str) -> str:
+        """The live message's text; near the limit it stops after the last word break, so
+        that when the page fills, the break falls where the text already ends."""
+        text = body[start:]
+        reserve = len(status) + STATUS_GAP if status else 0
+        if len(text) + reserve > self._surface.limits.max_text * NEAR_FULL:
+            brk = max(text.rfind(" "), text.rfind("\n"))
+            if brk >= len(text) // 2:
+                return text[: brk + 1]
+        return text
+
+    def _page_or_rest(self, snap: _Snapshot, start: int, *, final: bool = True) -> View:
         """What a new message at `start` shows: a full page, or the rest with status."""
         if self._overflows(snap.body, start, snap.status):
             return View(text=snap.body[start : start + self._cut(snap.body, start)])
-        return View(text=snap.body[start:], status=snap.status, buttons=snap.buttons)
+        text = snap.body[start:] if final else self._live_text(snap.body, start, snap.status)
+        return View(text=text, status=snap.status, buttons=snap.buttons)
 
     def _overflows(self, body: str, start: int, status: str) -> bool:
         """Whether the text from `start` on plus the status is too long for one message
@@ -408,7 +445,7 @@ class ReplyRenderer:
         reserve = len(status) + STATUS_GAP if status else 0
         return text_len > 0 and text_len + reserve > self._surface.limits.max_text
 
-    def _cut(self, body: str, start: int) -> int:
+    def _cut(self, body: str, start: int, page_id: str | None = None) -> int:
         """Length of the page starting at `start`: up to and including the last newline
         (or else space) that fits, so whitespace stays inside the page; a hard cut only when
         the window holds no break at all."""

@@ -526,3 +526,31 @@ async def test_long_text_with_status_and_sources_splits_without_loss() -> None:
     assert shown == text + "\n\n**Sources:**\n- [T](https://t.example/)"
     for message_id in renderer.message_ids[:-1]:
         assert surface.messages[message_id].buttons == ()
+
+
+async def test_a_page_turn_while_streaming_costs_one_call() -> None:
+    """Discord allows ~5 calls per 5 s per channel: a page turn that edited the old page
+    and then posted the new one would leave the live text stale for a whole extra window.
+    While streaming, the old page is cut where its text already ends; its stale status
+    line goes with the final flush, after the live message's final edit."""
+    surface = RecordingSurface(max_text=200)
+    renderer = await started(surface)
+    words = [f"word{n:04d} " for n in range(200)]  # 2,000 characters: about 10 pages
+    for word in words:
+        renderer.feed(TextResponse(word))
+        await asyncio.sleep(0.002)  # the flusher shows intermediate states
+    before_final = list(surface.calls)
+    ids = renderer.message_ids
+    assert len(ids) >= 6
+    posted_at = {c.message_id: n for n, c in enumerate(before_final) if c.kind == "post"}
+    for old, new in itertools.pairwise(ids):  # nothing touched a page once the next existed
+        later = before_final[posted_at[new] :]
+        assert not [c for c in later if c.message_id == old], old
+        assert surface.messages[old].text.endswith(" ")  # and it ended at a word break
+    # no extra call finished an old page at a page turn: every call so far was a live one
+    assert all(c.view.status for c in before_final), "a page was completed mid-stream"
+    calls_before_final = len(surface.calls)
+    await renderer.finish()
+    first_final = surface.calls[calls_before_final]
+    assert first_final.message_id == renderer.message_ids[-1]  # the live message first
+    assert_pages(surface, renderer, "".join(words))
