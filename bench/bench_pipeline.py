@@ -25,7 +25,10 @@ end when the fake Slack receives the edit carrying the footer.
   budget, which is `politeness`'s subject). The bot's own process-wide live-edit budget
   (`LIVE_EDITS_PER_SECOND`, default 150) is on, as in production: at 1,000 turns each live
   message updates every few seconds instead of every second (`updates_per_turn` shows it)
-  and final edits never wait for it. Reported per N: p50/p99/max of the delay, the
+  and final edits never wait for it. The garbage collector is tuned as `eachsense-bot` tunes
+  it at start-up (`bot.runtime.tune_gc`). The largest N runs three times (a shared machine
+  is noisy); its figures are the median run's, and `p99_ms_runs_at_N` lists every run's p99.
+  Reported per N: p50/p99/max of the delay, the
   bot process's event-loop lag p99 (a 5 ms sleep probe), its CPU use over the run (100 % is
   one core) and in its busiest second, its CPU per turn, and chat.update calls per turn.
 - `politeness` and `throughput` run everything in this process (the fakes' work included):
@@ -70,9 +73,11 @@ from bench.common import (
     remote_slack_bot,
     result,
 )
+from bot.runtime import tune_gc
 from tests.fakes.slack import FakeSlack, slack_like_limits
 
 OVERHEAD_SIZES = (1, 100, 300, 1000)  # 300: where 20 ms still holds on 2 cores
+OVERHEAD_REPEATS = 3  # the largest size runs this often; its figures are the median run's
 OVERHEAD_EVENTS = 60
 OVERHEAD_PACE = 0.15  # 60 events 150 ms apart: a turn streams for 9 s
 POLITE_EVENTS = 2000
@@ -144,21 +149,31 @@ async def overhead(
     *,
     events: int = OVERHEAD_EVENTS,
     pace: float = OVERHEAD_PACE,
+    repeat: int = OVERHEAD_REPEATS,
 ) -> Result:
-    """Last event written → final edit received, at each size (see the module docstring)."""
+    """Last event written → final edit received, at each size (see the module docstring);
+    the largest size runs `repeat` times and reports its median run."""
     figures: dict[str, Any] = {
         "events_per_turn": events,
         "event_pace_ms": ms(pace),
         "start_spread_s": round(events * pace, 2),
     }
+    top = max(sizes)
+    tune_gc()  # as `eachsense-bot` does at start-up
     async with remote_rig() as rig, remote_slack_bot(rig) as bot:
         assert bot.http is not None
         # warm up (imports, pools, caches) with a few short turns, not measured
         await rig.run(bot.http.url + EVENTS_PATH, turns=3, events=5, pace=0.01, spread=0.05)
         await bot.wait_idle()
         for size in sizes:
-            figures.update(await _overhead_at(rig, bot, size, events=events, pace=pace))
-    top = max(sizes)
+            repeats = repeat if size == top else 1
+            runs = [
+                await _overhead_at(rig, bot, size, events=events, pace=pace) for _ in range(repeats)
+            ]
+            p99s = [run[f"p99_ms_at_{size}"] for run in runs]
+            figures.update(sorted(runs, key=lambda run: run[f"p99_ms_at_{size}"])[len(runs) // 2])
+            if repeats > 1:  # a shared machine is noisy: the median run, and every run's p99
+                figures[f"p99_ms_runs_at_{size}"] = p99s
     return result("overhead_last_event_to_final_edit", figures, {f"p99_ms_at_{top}": "< 20"})
 
 
@@ -325,7 +340,7 @@ async def _turn_rate(ws: Workspace, turns: int) -> float:
 def run(quick: bool = False) -> list[Result]:
     if quick:
         return [
-            asyncio.run(overhead((1, 20), events=10, pace=0.05)),
+            asyncio.run(overhead((1, 20), events=10, pace=0.05, repeat=1)),
             asyncio.run(politeness(events=300, threads=10)),
             asyncio.run(throughput(turns=4, events=500)),
         ]

@@ -240,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         "doctor": lambda: _doctor(settings),
         "sync-commands": lambda: _sync_commands(settings, args.guild),
     }
+    from bot.runtime import tune_gc
+
+    tune_gc()
     try:
         return asyncio.run(actions[command]())
     except KeyboardInterrupt:
