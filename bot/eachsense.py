@@ -275,8 +275,9 @@ class EachSenseClient:
             if retry_after is None:
                 retry_after = _number(resp.headers.get("Retry-After"))
             seconds = max(1, math.ceil(retry_after)) if retry_after is not None else 60
+            wait = "a second" if seconds == 1 else f"about {seconds} seconds"
             return RateLimited(
-                f"each::sense is busy (rate limited). Please try again in about {seconds} seconds.",
+                f"each::sense is busy (rate limited). Please try again in {wait}.",
                 detail=detail,
                 status=status,
                 retry_after=retry_after,

@@ -579,3 +579,12 @@ async def test_complete_errors(server: Server, http: aiohttp.ClientSession) -> N
         await agent.complete("x", session_id="s")
     assert err.value.code == "GENERATION_FAILED"
     assert len(server.seen) == 3  # a failure the agent reports is not retried
+
+
+async def test_rate_limit_sentence_reads_well_for_one_second(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    server.script(reply(429, {"detail": "slow", "retry_after": 1}))
+    with pytest.raises(RateLimited) as err:
+        await collect(client(http, server.url, max_retries=0).stream("hi", session_id="s"))
+    assert "try again in a second." in err.value.user_message
