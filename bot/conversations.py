@@ -233,14 +233,13 @@ class Conversations:
         renderer = ReplyRenderer(surface, turn_id=turn_id, mode=mode, budget=self._edit_budget)
         await renderer.start()
         task = asyncio.create_task(
-            self._stream(turn, prompt, record, mode, renderer, surface),
+            self._finish_turn(turn_id, turn, prompt, record, mode, renderer, surface),
             name=f"turn-{turn_id}",
         )
         self._running[turn_id] = _Running(task, turn.user_id, turn.key)
         status = TurnStatus.FAILED
         try:
             await asyncio.shield(task)
-            await renderer.finish()
             status = TurnStatus.DONE
         except asyncio.CancelledError:
             if not task.cancelled():  # we were cancelled (shutdown): stop the stream too
@@ -261,6 +260,26 @@ class Conversations:
                 await self.store.finish_turn(turn_id, status=status, at=now)
                 await self.store.touch_thread(turn.key, at=now)
 
+    async def _finish_turn(
+        self,
+        turn_id: str,
+        turn: Turn,
+        prompt: str,
+        record: ThreadRecord,
+        mode: Mode,
+        renderer: ReplyRenderer,
+        surface: Surface,
+    ) -> None:
+        """Stream the turn, then send its final edit from this same task.
+
+        The final edit is what the person waits for: sending it here, as soon as the stream
+        ends, saves the hand-offs back to `_run_turn` (task done, shield, wake-up), each a
+        full event-loop iteration, which are long when many turns are streaming. Once the
+        stream is over the turn leaves `_running`, so Stop can no longer cut that edit."""
+        await self._stream(turn, prompt, record, mode, renderer, surface)
+        self._running.pop(turn_id, None)
+        await renderer.finish()
+
     async def _stream(
         self,
         turn: Turn,
@@ -273,7 +292,9 @@ class Conversations:
         """Relay the stream into the renderer; media go out in order on a side task so a
         slow upload never holds up the live text."""
         uploads: asyncio.Queue[str | None] = asyncio.Queue()
-        uploader = asyncio.create_task(self._upload_all(uploads, record, renderer, surface))
+        # started with the first generation: most turns have none, and waiting for an idle
+        # uploader to see the end of the queue costs two event-loop iterations per turn
+        uploader: asyncio.Task[None] | None = None
         seen: set[str] = set()
         try:
             async for event in self.agent.stream(
@@ -283,17 +304,24 @@ class Conversations:
                 if isinstance(event, GenerationResponse) and event.url not in seen:
                     seen.add(event.url)
                     uploads.put_nowait(event.url)
+                    if uploader is None:
+                        uploader = asyncio.create_task(
+                            self._upload_all(uploads, record, renderer, surface)
+                        )
         except asyncio.CancelledError:  # Stop: pending uploads go too
-            uploader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await uploader
+            if uploader is not None:
+                uploader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await uploader
             raise
         except BaseException:  # a failed stream still delivers what was generated
+            if uploader is not None:
+                uploads.put_nowait(None)
+                await uploader
+            raise
+        if uploader is not None:
             uploads.put_nowait(None)
             await uploader
-            raise
-        uploads.put_nowait(None)
-        await uploader
 
     async def _upload_all(
         self,
