@@ -370,13 +370,15 @@ class EachSenseClient:
                     if payload is None:
                         log.warning("skipping an unreadable stream line: %.200r", data)
                         continue
-                    for event in self._parse(payload):
+                    event = self._parse(payload)
+                    if event is not None:
                         yield event
-                        if isinstance(event, Complete):
+                        if type(event) is Complete:
                             return
-                    generations = _urls(payload.get("generations")) or generations
-                    task_id = _opt_str(payload.get("task_id")) or task_id
-                    finished = finished or _finish_reason(payload) is not None
+                    if "choices" in payload:  # the OpenAI shape: its last chunk ends the turn
+                        generations = _urls(payload.get("generations")) or generations
+                        task_id = _opt_str(payload.get("task_id")) or task_id
+                        finished = finished or _finish_reason(payload) is not None
             # A server that closes without the final blank line still meant its last event.
             for sse in decoder.close(dispatch_incomplete=True):
                 if sse.data == "[DONE]":
@@ -389,8 +391,8 @@ class EachSenseClient:
             raise StreamCut(detail="the stream ended before [DONE] or a complete event")
         yield Complete(generations=generations, task_id=task_id)
 
-    def _parse(self, chunk: dict[str, Any]) -> list[Event]:
-        """The events one stream payload carries (either documented shape)."""
+    def _parse(self, chunk: dict[str, Any]) -> Event | None:
+        """The event one stream payload carries (either documented shape), if any."""
         eachlabs = chunk.get("eachlabs")
         event = eachlabs if isinstance(eachlabs, dict) and eachlabs else chunk
         kind = event.get("type")
@@ -404,10 +406,9 @@ class EachSenseClient:
             parsed = _event(kind, event)
             if parsed is None:
                 log.debug("skipping each::sense event of unknown type %r", kind)
-                return []
-            return [parsed]
+            return parsed
         text = _delta_content(chunk)
-        return [TextResponse(text)] if text else []
+        return TextResponse(text) if text else None
 
 
 # --- payload helpers (pure) ----------------------------------------------------------------
@@ -415,10 +416,11 @@ class EachSenseClient:
 
 def _event(kind: str, e: Mapping[str, Any]) -> Event | None:
     """One typed event from a wire event object; None for types we do not know."""
+    if kind == "text_response":  # by far the most frequent: first
+        content = e.get("content")
+        return TextResponse(content if type(content) is str else _as_text(content))
     if kind == "thinking_delta":
         return ThinkingDelta(_as_text(e.get("content")))
-    if kind == "text_response":
-        return TextResponse(_as_text(e.get("content")))
     if kind == "status":
         return Status(_as_text(e.get("message")), _opt_str(e.get("tool_name")))
     if kind == "progress":
