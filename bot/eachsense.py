@@ -116,7 +116,7 @@ class EachSenseClient:
 
     # --- public API --------------------------------------------------------------------
 
-    async def stream(
+    def stream(
         self,
         prompt: str,
         *,
@@ -130,6 +130,8 @@ class EachSenseClient:
 
         A stream that ends normally always ends with exactly one `Complete`. Raises an
         `UpstreamError` subclass otherwise (`StreamCut`, `IdleTimeout`, `AgentError`, ...).
+        Not itself a generator: it hands back `_events`, so each event passes through one
+        generator, not two (the client's cost per event is what the stream adds).
         """
         body = self._body(
             prompt,
@@ -140,16 +142,7 @@ class EachSenseClient:
             behavior=behavior,
             web_search=web_search,
         )
-        async with await self._post(body, accept="text/event-stream") as resp:
-            if resp.content_type == "application/json":
-                # Tolerance: a server that ignored `stream: true` answered in one piece.
-                completion = self._completion(await self._read_json(resp))
-                if completion.content:
-                    yield TextResponse(completion.content)
-                yield Complete(generations=completion.generations, task_id=completion.task_id)
-                return
-            async for event in self._events(resp):
-                yield event
+        return self._events(body)
 
     async def complete(
         self,
@@ -353,43 +346,55 @@ class EachSenseClient:
             task_id=_opt_str(payload.get("task_id")),
         )
 
-    async def _events(self, resp: aiohttp.ClientResponse) -> AsyncIterator[Event]:
-        """Decode the SSE body as each network chunk arrives; yield events at once."""
-        decoder = SSEDecoder()
-        finished = False  # an OpenAI `finish_reason` arrived: the turn is over
-        generations: tuple[str, ...] = ()
-        task_id: str | None = None
-        try:
-            async for chunk in resp.content.iter_any():
-                for sse in decoder.feed(chunk):
-                    data = sse.data
-                    if data == "[DONE]":
-                        yield Complete(generations=generations, task_id=task_id)
-                        return
-                    payload = _loads(data)
-                    if payload is None:
-                        log.warning("skipping an unreadable stream line: %.200r", data)
-                        continue
-                    event = self._parse(payload)
-                    if event is not None:
-                        yield event
-                        if type(event) is Complete:
+    async def _events(self, body: dict[str, Any]) -> AsyncIterator[Event]:
+        """POST the turn, then decode the SSE body as each network chunk arrives and yield
+        events at once."""
+        async with await self._post(body, accept="text/event-stream") as resp:
+            if resp.content_type == "application/json":
+                # Tolerance: a server that ignored `stream: true` answered in one piece.
+                completion = self._completion(await self._read_json(resp))
+                if completion.content:
+                    yield TextResponse(completion.content)
+                yield Complete(generations=completion.generations, task_id=completion.task_id)
+                return
+            decoder = SSEDecoder()
+            finished = False  # an OpenAI `finish_reason` arrived: the turn is over
+            generations: tuple[str, ...] = ()
+            task_id: str | None = None
+            try:
+                read = resp.content.readany  # not `iter_any()`: one generator less per chunk
+                while chunk := await read():
+                    for sse in decoder.feed(chunk):
+                        data = sse.data
+                        if data == "[DONE]":
+                            yield Complete(generations=generations, task_id=task_id)
                             return
-                    if "choices" in payload:  # the OpenAI shape: its last chunk ends the turn
-                        generations = _urls(payload.get("generations")) or generations
-                        task_id = _opt_str(payload.get("task_id")) or task_id
-                        finished = finished or _finish_reason(payload) is not None
-            # A server that closes without the final blank line still meant its last event.
-            for sse in decoder.close(dispatch_incomplete=True):
-                if sse.data == "[DONE]":
-                    finished = True
-        except TimeoutError as exc:
-            raise IdleTimeout(detail="no data from each::sense within the idle timeout") from exc
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            raise StreamCut(detail=self._scrub(f"stream broke: {exc!r}")) from exc
-        if not finished:
-            raise StreamCut(detail="the stream ended before [DONE] or a complete event")
-        yield Complete(generations=generations, task_id=task_id)
+                        payload = _loads(data)
+                        if payload is None:
+                            log.warning("skipping an unreadable stream line: %.200r", data)
+                            continue
+                        event = self._parse(payload)
+                        if event is not None:
+                            yield event
+                            if type(event) is Complete:
+                                return
+                        if "choices" in payload:  # the OpenAI shape: its last chunk ends the turn
+                            generations = _urls(payload.get("generations")) or generations
+                            task_id = _opt_str(payload.get("task_id")) or task_id
+                            finished = finished or _finish_reason(payload) is not None
+                # A server that closes without the final blank line still meant its last event.
+                for sse in decoder.close(dispatch_incomplete=True):
+                    if sse.data == "[DONE]":
+                        finished = True
+            except TimeoutError as exc:
+                raise IdleTimeout(
+                    detail="no data from each::sense within the idle timeout"
+                ) from exc
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                raise StreamCut(detail=self._scrub(f"stream broke: {exc!r}")) from exc
+            if not finished:
+                raise StreamCut(detail="the stream ended before [DONE] or a complete event")
+            yield Complete(generations=generations, task_id=task_id)
 
     def _parse(self, chunk: dict[str, Any]) -> Event | None:
         """The event one stream payload carries (either documented shape), if any."""
