@@ -4,7 +4,9 @@ Both read the same stream (`events:N`, the raw event shape the product page's lo
 from the same simulator, which runs in a child process so neither client shares a CPU
 with the server's event loop. The measure is time to the last event, median of nine runs
 that alternate which client goes first, both in one fresh interpreter; the target is
-ours / requests <= 1.0.
+ours / requests <= 1.0. A third reader that only receives the bytes (`bytes_only_ms`) shows
+how fast the simulator sends: when both clients take as long as it, the comparison is bound
+by the server, neither client adds time, and the ratio is 1.0 give or take the noise.
 
 Run: `python -m bench.bench_client [--quick]`.
 """
@@ -17,6 +19,7 @@ import sys
 import time
 from typing import Any
 
+import aiohttp
 import requests
 
 from bench.common import Result, external_simulator, median, ms, result, run_child
@@ -64,6 +67,17 @@ async def ours(agent: EachSenseClient, prompt: str, session_id: str) -> int:
     return texts
 
 
+async def bytes_only(session: aiohttp.ClientSession, url: str, prompt: str) -> int:
+    """A client that only reads the bytes (no parsing at all): how fast the server sends.
+    When ours and the `requests` loop take as long as this, neither adds anything."""
+    body = {"messages": [{"role": "user", "content": prompt}], "stream": True}
+    received = 0
+    async with session.post(url, json=body, headers={"X-API-Key": "bench"}) as response:
+        while chunk := await response.content.readany():
+            received += len(chunk)
+    return received
+
+
 async def _compare(events: int, repeats: int) -> dict[str, Any]:
     prompt = f"events:{events}"
     async with external_simulator(shape="raw") as sim, new_http_session() as session:
@@ -73,6 +87,7 @@ async def _compare(events: int, repeats: int) -> dict[str, Any]:
         await asyncio.to_thread(requests_loop, url, "events:10")
         ours_times: list[float] = []
         requests_times: list[float] = []
+        bytes_times: list[float] = []
         for run in range(repeats):
             # alternate who goes first, so neither side always meets a warmer server
             order = ("ours", "requests") if run % 2 == 0 else ("requests", "ours")
@@ -87,12 +102,17 @@ async def _compare(events: int, repeats: int) -> dict[str, Any]:
                     requests_times.append(time.perf_counter() - start)
             if counts["ours"] != events or counts["requests"] != events:
                 raise AssertionError(f"clients disagree: {counts}")
-    ours_s, requests_s = median(ours_times), median(requests_times)
+            start = time.perf_counter()
+            await bytes_only(session, url, prompt)
+            bytes_times.append(time.perf_counter() - start)
+    ours_s, requests_s, bytes_s = median(ours_times), median(requests_times), median(bytes_times)
     return {
         "events": events,
         "ours_ms": ms(ours_s),
         "requests_ms": ms(requests_s),
         "ours_over_requests": round(ours_s / requests_s, 3),
+        "bytes_only_ms": ms(bytes_s),
+        "ours_over_bytes_only": round(ours_s / bytes_s, 3),
     }
 
 
