@@ -28,7 +28,7 @@ from bot.budget import EditBudget
 from bot.config import Settings
 from bot.eachsense import EachSenseClient
 from bot.errors import BotError, BusyError, InputError, MediaRejected
-from bot.media import MediaFetcher
+from bot.media import MediaFetcher, kind_from_url
 from bot.models import (
     ChannelKey,
     GenerationRecord,
@@ -58,18 +58,6 @@ ECO_USAGE = "Use `/sense-eco on`, `/sense-eco off` or `/sense-eco status`."
 def new_session_id() -> str:
     """Client-chosen session ids (the server creates the session on first use)."""
     return f"esb-{uuid.uuid4().hex}"
-
-
-def guess_kind(url: str) -> str:
-    """Media kind from a URL's extension, for links we could not fetch."""
-    path = url.split("?", 1)[0].lower()
-    if path.endswith((".mp4", ".mov", ".webm", ".mkv")):
-        return "video"
-    if path.endswith((".mp3", ".wav", ".ogg", ".m4a")):
-        return "audio"
-    if path.endswith((".png", ".jpg", ".jpeg", ".gif", ".webp")):
-        return "image"
-    return "file"
 
 
 @dataclass
@@ -349,7 +337,7 @@ class Conversations:
         """Upload one generated file, or post its link when it cannot be uploaded."""
         limit = surface.limits.max_upload_bytes
         if limit <= 0:  # the surface shows links only (the shell)
-            kind = guess_kind(url)
+            kind = kind_from_url(url)
             await surface.post_link(url, kind=kind, reason="")
             return kind
         try:
@@ -361,7 +349,7 @@ class Conversations:
         except Exception:
             log.exception("could not upload %s", url)
             reason = "The file could not be uploaded here."
-        kind = guess_kind(url)
+        kind = kind_from_url(url)
         with contextlib.suppress(Exception):
             await surface.post_link(url, kind=kind, reason=reason)
         return kind

@@ -26,7 +26,7 @@ from typing import Any
 from bot.config import Settings
 from bot.eachlabs import JobState, PredictionsClient, WorkflowsClient, parse_job_state
 from bot.errors import BotError, InputError, JobFailed, MediaRejected, UpstreamError
-from bot.media import MediaFetcher
+from bot.media import MediaFetcher, kind_from_url
 from bot.models import (
     Button,
     ButtonAction,
@@ -88,18 +88,6 @@ def parse_workflow_args(text: str) -> tuple[str, dict[str, str]]:
             )
         inputs[key.strip()] = value
     return workflow_id, inputs
-
-
-def _kind_of(url: str) -> str:
-    """Media kind from a URL's extension, for links we could not fetch."""
-    path = url.split("?", 1)[0].lower()
-    if path.endswith((".mp4", ".mov", ".webm", ".mkv")):
-        return "video"
-    if path.endswith((".mp3", ".wav", ".ogg", ".m4a")):
-        return "audio"
-    if path.endswith((".png", ".jpg", ".jpeg", ".gif", ".webp")):
-        return "image"
-    return "file"
 
 
 def _elapsed(seconds: float) -> str:
@@ -390,7 +378,7 @@ class Jobs:
                 log.exception("could not upload %s", url)
                 reason = "The file could not be uploaded here."
         with contextlib.suppress(Exception):
-            await surface.post_link(url, kind=_kind_of(url), reason=reason)
+            await surface.post_link(url, kind=kind_from_url(url), reason=reason)
 
     # --- webhooks, buttons, restarts ----------------------------------------------------
 

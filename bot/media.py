@@ -130,6 +130,11 @@ def media_kind(*, content_type: str | None, head: bytes, url: str) -> tuple[Medi
     return "file", declared or "application/octet-stream"
 
 
+def kind_from_url(url: str) -> MediaKind:
+    """A file's kind from its URL's extension alone, for links that were not fetched."""
+    return _kind_of(_EXTENSIONS.get(_url_suffix(url), ""))
+
+
 def sniff_content_type(head: bytes) -> str | None:
     """The media type announced by a file's magic bytes, or None."""
     if head.startswith(b"\x89PNG\r\n\x1a\n"):

@@ -557,3 +557,19 @@ def test_format_size_and_redaction() -> None:
     assert format_size(800 * 1024) == "800 KB"
     redacted = redact_url("https://u:p@cdn.example/a.png?X-Amz-Signature=abc#frag")
     assert redacted == "https://cdn.example/a.png"
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("https://cdn.example/a/b.MP4?sig=x", "video"),
+        ("https://cdn.example/b.webp", "image"),
+        ("https://cdn.example/c.m4a#t", "audio"),
+        ("https://cdn.example/d", "file"),
+        ("https://cdn.example/e.html", "file"),
+    ],
+)
+def test_kind_from_url_reads_only_the_path_extension(url: str, kind: str) -> None:
+    from bot.media import kind_from_url
+
+    assert kind_from_url(url) == kind
