@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import discord
@@ -253,21 +253,15 @@ class DiscordBot:
         if jobs is None:
             await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)
-        parent = self._parent_of(interaction)
-        if parent is None:
-            await interaction.edit_original_response(content=_NOT_HERE)
-            return
+        user_id = str(interaction.user.id)
+
+        def run(key: ThreadKey, surface: Surface) -> Coroutine[Any, Any, None]:
+            return jobs.run_prediction(
+                key=key, user_id=user_id, model=model, prompt=prompt, surface=surface
+            )
+
         root = f"{interaction.user.mention} ran `{model[:100]}`: {_clip(prompt)}"
-        key = await self._open_thread(interaction, parent, name=f"{model}: {prompt}", root=root)
-        if key is None:
-            return
-        surface = await self.surface_for(key, upload_limit=interaction.filesize_limit)
-        assert surface is not None
-        work = jobs.run_prediction(
-            key=key, user_id=str(interaction.user.id), model=model, prompt=prompt, surface=surface
-        )
-        self._spawn(work, name=f"predict-{interaction.id}")
+        await self._job_thread(interaction, name=f"{model}: {prompt}", root=root, run=run)
 
     async def workflow(
         self, interaction: discord.Interaction, workflow_id: str, inputs: str
@@ -281,25 +275,36 @@ class DiscordBot:
         except InputError as err:
             await interaction.response.send_message("⚠️ " + err.user_message, ephemeral=True)
             return
+        user_id = str(interaction.user.id)
+
+        def run(key: ThreadKey, surface: Surface) -> Coroutine[Any, Any, None]:
+            return jobs.run_workflow(
+                key=key, user_id=user_id, workflow_id=wf_id, inputs=values, surface=surface
+            )
+
+        root = f"{interaction.user.mention} ran workflow `{wf_id[:100]}`"
+        await self._job_thread(interaction, name=f"workflow {wf_id}", root=root, run=run)
+
+    async def _job_thread(
+        self,
+        interaction: discord.Interaction,
+        *,
+        name: str,
+        root: str,
+        run: Callable[[ThreadKey, Surface], Coroutine[Any, Any, None]],
+    ) -> None:
+        """A direct run's thread, opened like `/sense`'s; the run goes on in the background."""
         await interaction.response.defer(thinking=True)
         parent = self._parent_of(interaction)
         if parent is None:
             await interaction.edit_original_response(content=_NOT_HERE)
             return
-        root = f"{interaction.user.mention} ran workflow `{wf_id[:100]}`"
-        key = await self._open_thread(interaction, parent, name=f"workflow {wf_id}", root=root)
+        key = await self._open_thread(interaction, parent, name=name, root=root)
         if key is None:
             return
         surface = await self.surface_for(key, upload_limit=interaction.filesize_limit)
         assert surface is not None
-        work = jobs.run_workflow(
-            key=key,
-            user_id=str(interaction.user.id),
-            workflow_id=wf_id,
-            inputs=values,
-            surface=surface,
-        )
-        self._spawn(work, name=f"workflow-{interaction.id}")
+        self._spawn(run(key, surface), name=f"job-{interaction.id}")
 
     async def models(self, query: str) -> list[tuple[str, str]]:
         jobs = self._core.jobs

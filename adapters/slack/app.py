@@ -32,6 +32,7 @@ from bot.buttons import decode_button
 from bot.config import Settings
 from bot.errors import InputError
 from bot.http import HttpServer
+from bot.jobs import parse_predict_args, parse_workflow_args
 from bot.models import ButtonAction, ChannelKey, ThreadKey, Turn, TurnRecord
 from bot.ports import Surface
 from bot.runtime import Core
@@ -250,8 +251,6 @@ class SlackBot:
         if jobs is None:
             await ack(text=NO_JOBS)
             return
-        from bot.jobs import parse_predict_args
-
         try:
             model, prompt = parse_predict_args(body.get("text") or "")
         except InputError as err:
@@ -271,8 +270,6 @@ class SlackBot:
         if jobs is None:
             await ack(text=NO_JOBS)
             return
-        from bot.jobs import parse_workflow_args
-
         try:
             workflow_id, inputs = parse_workflow_args(body.get("text") or "")
         except InputError as err:
