@@ -50,7 +50,6 @@ import discord
 import discord.gateway
 import discord.http
 from aiohttp import web
-from pydantic import SecretStr
 
 from adapters.discord.client import DiscordBot
 from adapters.discord.surface import MIN_EDIT_INTERVAL
@@ -66,8 +65,9 @@ from bench.common import (
 )
 from bot.eachsense import EachSenseClient
 from bot.models import TextResponse
-from bot.runtime import Core, build_core, close_core, new_http_session, simulated
+from bot.runtime import Core, new_http_session
 from bot.simulator import _Turn
+from tests.discord_bot import running_bot
 from tests.fakes.discord import Call, FakeDiscord, FakeInteraction
 
 POLITE_EVENTS = 2000
@@ -127,12 +127,7 @@ def add_text_channel(fake: FakeDiscord, name: str) -> str:
 @contextlib.asynccontextmanager
 async def open_discord_rig(*, pace: float, channels: int = 1) -> AsyncIterator[DiscordRig]:
     """Fake Discord, simulator, core and the real DiscordBot, connected and READY."""
-    # discord.py keeps its endpoints as class attributes; the bot points them at the fake.
-    base = discord.http.Route.BASE
-    gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     async with contextlib.AsyncExitStack() as stack:
-        stack.callback(setattr, discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", gateway)
-        stack.callback(setattr, discord.http.Route, "BASE", base)
         fake = await stack.enter_async_context(FakeDiscord())
         names = [fake.channel_id] + [
             add_text_channel(fake, f"bench-{i}") for i in range(1, channels)
@@ -140,18 +135,7 @@ async def open_discord_rig(*, pace: float, channels: int = 1) -> AsyncIterator[D
         sim = StreamClock(pace=pace, speed=1000.0)
         await sim.start()
         stack.push_async_callback(sim.stop)
-        settings = bench_settings(
-            discord_token=SecretStr(fake.token),
-            discord_api_url=fake.api_url,
-            discord_gateway_url=fake.gateway_url,
-        )
-        core = await build_core(simulated(settings, sim))
-        stack.push_async_callback(close_core, core)
-        bot = DiscordBot(
-            core.settings, core, guild_ready_timeout=0.05, chunk_guilds_at_startup=False
-        )
-        stack.push_async_callback(bot.stop)
-        await bot.start()
+        core, bot = await stack.enter_async_context(running_bot(fake, sim, bench_settings()))
         yield DiscordRig(fake, sim, core, bot, names)
 
 

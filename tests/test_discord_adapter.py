@@ -10,17 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import discord
-import discord.gateway
-import discord.http
 import pytest
 
 from adapters.discord.client import DiscordBot, invite_url, sync_commands
 from adapters.discord.ratelimit import ChannelLimiter
 from bot.config import Settings
 from bot.models import ThreadKey, TurnRecord, TurnStatus
-from bot.runtime import Core, build_core, close_core, simulated
+from bot.runtime import Core
 from bot.simulator import Simulator
+from tests.discord_bot import running_bot
 from tests.fakes.discord import EPHEMERAL, Call, FakeDiscord, FakeInteraction
 
 SENSE_EVENTS = 200
@@ -94,8 +92,6 @@ def _final_status(content: str) -> bool:
 async def env(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Env]:
     overrides: dict[str, Any] = dict(getattr(request, "param", {}))
     text_channels = overrides.pop("text_channels", 1)
-    base = discord.http.Route.BASE
-    gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     async with FakeDiscord() as fake, Simulator(speed=1000) as sim:
         for n in range(1, text_channels):  # before the bot connects: they come in GUILD_CREATE
             add_text_channel(fake, f"channel-{n}")
@@ -106,23 +102,10 @@ async def env(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[En
             eachsense_max_retry_wait=0.05,
             eachsense_max_retries=0,
             eachsense_idle_timeout=5.0,
-            discord_token=fake.token,
-            discord_api_url=fake.api_url,
-            discord_gateway_url=fake.gateway_url,
             **overrides,
         )
-        core = await build_core(simulated(settings, sim))
-        bot = DiscordBot(
-            core.settings, core, guild_ready_timeout=0.05, chunk_guilds_at_startup=False
-        )
-        try:
-            await bot.start()
+        async with running_bot(fake, sim, settings) as (core, bot):
             yield Env(fake, sim, core, bot)
-        finally:
-            await bot.stop()
-            await close_core(core)
-    discord.http.Route.BASE = base
-    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
 
 
 async def test_sense_end_to_end(env: Env) -> None:

@@ -12,17 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import discord.gateway
-import discord.http
 import pytest
 from pydantic import SecretStr
 
 from adapters.discord.client import DiscordBot
 from bot.config import Settings
 from bot.models import JobStatus
-from bot.runtime import Core, build_core, close_core, simulated
+from bot.runtime import Core, close_core, simulated
 from bot.simulator import Simulator
 from bot.simulator_jobs import MODELS, SimJob, sim_jobs
+from tests.discord_bot import running_bot
 from tests.fakes.discord import EPHEMERAL, FakeDiscord, FakeInteraction
 from tests.fakes.slack import FakeMessage, FakeSlack
 from tests.test_slack_adapter import SECRET, Rig, buttons, fast_limiter, make_rig, until
@@ -94,30 +93,15 @@ class DiscordRig:
 @pytest.fixture
 async def discord_rig(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[DiscordRig]:
     overrides: dict[str, Any] = {**FAST_POLLS, **getattr(request, "param", {})}
-    base = discord.http.Route.BASE
-    gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     async with FakeDiscord() as fake, Simulator(speed=1000) as sim:
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None,
             database_url=f"sqlite:///{tmp_path}/bot.db",
             media_allow_insecure=True,
-            discord_token=fake.token,
-            discord_api_url=fake.api_url,
-            discord_gateway_url=fake.gateway_url,
             **overrides,
         )
-        core = await build_core(simulated(settings, sim))
-        bot = DiscordBot(
-            core.settings, core, guild_ready_timeout=0.05, chunk_guilds_at_startup=False
-        )
-        try:
-            await bot.start()
+        async with running_bot(fake, sim, settings) as (core, bot):
             yield DiscordRig(fake, sim, core, bot)
-        finally:
-            await bot.stop()
-            await close_core(core)
-    discord.http.Route.BASE = base
-    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
 
 
 async def test_discord_predict_end_to_end(discord_rig: DiscordRig) -> None:
