@@ -108,26 +108,7 @@ class Rig:
         return await self.post(body, content_type="application/json", headers=headers)
 
     async def click(self, button: dict[str, Any], message: FakeMessage, *, user: str = "U1"):
-        payload = {
-            "type": "block_actions",
-            "user": {"id": user, "team_id": TEAM},
-            "team": {"id": TEAM},
-            "api_app_id": "A1",
-            "trigger_id": "trigger",
-            "channel": {"id": message.channel},
-            "container": {"type": "message", "message_ts": message.ts},
-            "message": {"ts": message.ts, "thread_ts": message.thread_ts, "text": message.text},
-            "response_url": self.slack.respond_url(),
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": button["action_id"],
-                    "value": button["value"],
-                    "block_id": "b1",
-                    "action_ts": "1",
-                }
-            ],
-        }
+        payload = self.slack.block_actions(button, message, user=user, team=TEAM, app_id="A1")
         body = urlencode({"payload": json.dumps(payload)})
         return await self.post(body, content_type="application/x-www-form-urlencoded")
 

@@ -69,26 +69,7 @@ class Rig:
         }
 
     async def click(self, button: dict[str, Any], message: FakeMessage) -> Any:
-        payload = {
-            "type": "block_actions",
-            "user": {"id": "U1", "team_id": TEAM},
-            "team": {"id": TEAM},
-            "api_app_id": "A0APP",
-            "trigger_id": "trigger",
-            "channel": {"id": message.channel},
-            "container": {"type": "message", "message_ts": message.ts},
-            "message": {"ts": message.ts, "thread_ts": message.thread_ts, "text": message.text},
-            "response_url": self.slack.respond_url(),
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": button["action_id"],
-                    "value": button["value"],
-                    "block_id": "b1",
-                    "action_ts": "1",
-                }
-            ],
-        }
+        payload = self.slack.block_actions(button, message, user="U1", team=TEAM, app_id="A0APP")
         return await self.slack.socket_mode.push("interactive", payload, timeout=ACK_DEADLINE)
 
 

@@ -200,6 +200,31 @@ class FakeSlack:
         """A `response_url` for slash commands and button clicks."""
         return f"{self.base_url}/respond/{token}"
 
+    def block_actions(
+        self, button: dict[str, Any], message: FakeMessage, *, user: str, team: str, app_id: str
+    ) -> dict[str, Any]:
+        """The `block_actions` payload Slack sends when `user` clicks `button` on `message`."""
+        return {
+            "type": "block_actions",
+            "user": {"id": user, "team_id": team},
+            "team": {"id": team},
+            "api_app_id": app_id,
+            "trigger_id": "trigger",
+            "channel": {"id": message.channel},
+            "container": {"type": "message", "message_ts": message.ts},
+            "message": {"ts": message.ts, "thread_ts": message.thread_ts, "text": message.text},
+            "response_url": self.respond_url(),
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": button["action_id"],
+                    "value": button["value"],
+                    "block_id": "b1",
+                    "action_ts": "1",
+                }
+            ],
+        }
+
     # --- test controls and queries -------------------------------------------------------
 
     def force_429(self, method: str, *, times: int = 1, retry_after: int = 1) -> None:
@@ -270,12 +295,7 @@ class FakeSlack:
             return self._answer(method, params, now, {"ok": False, "error": "invalid_auth"})
         retry_after = self._rate_check(method, params, now)
         if retry_after is not None:
-            self._record(Call(method, params, now, 429, "ratelimited"))
-            return web.json_response(
-                {"ok": False, "error": "ratelimited"},
-                status=429,
-                headers={"Retry-After": str(retry_after)},
-            )
+            return self._answer_429(method, params, now, retry_after)
         handler = getattr(self, "_m_" + method.replace(".", "_"), None)
         if handler is None:
             return self._answer(method, params, now, {"ok": False, "error": "unknown_method"})
@@ -286,6 +306,17 @@ class FakeSlack:
     ) -> web.Response:
         self._record(Call(method, params, now, 200, None if body["ok"] else body["error"]))
         return web.json_response(body)
+
+    def _answer_429(
+        self, method: str, params: dict[str, Any], now: float, retry_after: int
+    ) -> web.Response:
+        """Slack's 429: `Retry-After` in seconds and `ratelimited` in the body."""
+        self._record(Call(method, params, now, 429, "ratelimited"))
+        return web.json_response(
+            {"ok": False, "error": "ratelimited"},
+            status=429,
+            headers={"Retry-After": str(retry_after)},
+        )
 
     def _rate_check(self, method: str, params: dict[str, Any], now: float) -> int | None:
         forced = self._forced.get(method)
@@ -693,12 +724,7 @@ class FakeSocketMode:
             return slack._answer(method, params, now, {"ok": False, "error": "invalid_auth"})
         retry_after = slack._rate_check(method, params, now)
         if retry_after is not None:
-            slack._record(Call(method, params, now, 429, "ratelimited"))
-            return web.json_response(
-                {"ok": False, "error": "ratelimited"},
-                status=429,
-                headers={"Retry-After": str(retry_after)},
-            )
+            return slack._answer_429(method, params, now, retry_after)
         ticket = f"ticket-{next(self._ids):04d}"
         self._tickets.add(ticket)
         url = f"ws://127.0.0.1:{slack._port}/socket-mode/link/?ticket={ticket}&app_id={self.app_id}"
