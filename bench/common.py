@@ -213,28 +213,11 @@ class Workspace:
 
     async def sense(self, prompt: str, *, channel: str, user: str = "U1") -> int:
         """Send `/sense prompt` as Slack does (a signed form POST); return the HTTP status."""
-        body = urlencode(
-            {
-                "token": "legacy",
-                "team_id": TEAM,
-                "channel_id": channel,
-                "user_id": user,
-                "command": "/sense",
-                "text": prompt,
-                "api_app_id": "A1",
-                "response_url": self.slack.respond_url(),
-                "trigger_id": "trigger",
-            }
+        body, headers = signed_command(
+            prompt, channel=channel, user=user, response_url=self.slack.respond_url()
         )
-        stamp = str(int(time.time()))
-        signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=stamp, body=body)
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature or "",
-        }
         url = f"{self.http.url}/slack/events"
-        async with self.session.post(url, data=body.encode(), headers=headers) as response:
+        async with self.session.post(url, data=body, headers=headers) as response:
             await response.read()
             return response.status
 
