@@ -30,6 +30,7 @@ from bot.errors import BotError, InputError
 from bot.jobs import parse_workflow_args
 from bot.models import ButtonAction, ChannelKey, ThreadKey, Turn, TurnRecord, View
 from bot.ports import Surface
+from bot.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from bot.runtime import Core
@@ -95,7 +96,7 @@ class DiscordBot:
         self.limiter = ChannelLimiter()
         # Every REST call discord.py makes for this bot counts against Discord's global limit.
         route_through(self.client.http, self.limiter)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks("discord")
         self._connection: asyncio.Task[None] | None = None
         self.client.on_message = self._on_message  # type: ignore[attr-defined]
         self.client.on_interaction = self._on_interaction  # type: ignore[attr-defined]
@@ -128,10 +129,7 @@ class DiscordBot:
         await self.client.login(self.settings.discord_token.get_secret_value())
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         await self.client.close()
         if self._connection is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
@@ -174,20 +172,8 @@ class DiscordBot:
         )
 
     def _spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
-        """Run long work after the platform has been answered; keep a reference so the
-        task is not garbage-collected and `stop` can cancel it."""
-        task = asyncio.create_task(self._guarded(work, name), name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _guarded(work: Coroutine[Any, Any, None], name: str) -> None:
-        try:
-            await work
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("discord: %s failed", name)
+        """Run long work after the platform has been answered."""
+        self._tasks.spawn(work, name=name)
 
     @property
     def _core(self) -> Core:

@@ -11,7 +11,6 @@ a retry never starts a second generation (and several replicas agree on one winn
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
@@ -36,6 +35,7 @@ from bot.jobs import parse_predict_args, parse_workflow_args
 from bot.models import ButtonAction, ChannelKey, ThreadKey, Turn, TurnRecord
 from bot.ports import Surface
 from bot.runtime import Core
+from bot.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class SlackBot:
         )
         self.streaming = StreamingSwitch(enabled=settings.slack_native_streaming)
         self.bot_user_id: str | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks("slack")
         self._socket: Any = None
         self._register()
 
@@ -107,9 +107,7 @@ class SlackBot:
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self._socket.close_async()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         await self.limiter.aclose()
 
     async def handle_http(self, request: web.Request) -> web.Response:
@@ -119,8 +117,7 @@ class SlackBot:
 
     async def wait_idle(self) -> None:
         """Wait until every background task has finished (tests, graceful shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._tasks.wait_idle()
 
     # --- surfaces ------------------------------------------------------------------------
 
@@ -157,18 +154,7 @@ class SlackBot:
     # --- wiring --------------------------------------------------------------------------
 
     def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(self._guard(work), name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    @staticmethod
-    async def _guard(work: Awaitable[None]) -> None:
-        try:
-            await work
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("Slack background work failed")
+        self._tasks.spawn(work, name=name)
 
     def _register(self) -> None:
         app = self.app
