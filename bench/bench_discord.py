@@ -66,7 +66,7 @@ from bench.common import (
 from bot.eachsense import EachSenseClient
 from bot.models import TextResponse
 from bot.runtime import Core, new_http_session
-from bot.simulator import _Turn
+from simulator import _Turn
 from tests.discord_bot import running_bot
 from tests.fakes.discord import Call, FakeDiscord, FakeInteraction
 

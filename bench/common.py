@@ -38,7 +38,7 @@ from adapters.slack.ratelimit import SlackLimiter
 from bot.config import Settings
 from bot.http import HttpServer
 from bot.runtime import Core, build_core, close_core, simulated
-from bot.simulator import Simulator, _Turn
+from simulator import Simulator, _Turn
 from tests.fakes.slack import Call, FakeSlack, slack_like_limits
 
 Result = dict[str, Any]
@@ -397,7 +397,7 @@ class external_simulator:
 
     async def __aenter__(self) -> external_simulator:
         code = (
-            "import asyncio, logging; from bot.simulator import serve; "
+            "import asyncio, logging; from simulator import serve; "
             "logging.basicConfig(level=logging.WARNING); "
             f"asyncio.run(serve(host='127.0.0.1', port={self.port}, "
             f"shape={self.shape!r}, speed=1000.0))"

@@ -61,7 +61,7 @@ async def _eachlabs(settings: Settings, *, force_sim: bool) -> AsyncIterator[Set
         yield settings
         return
     from bot.runtime import simulated
-    from bot.simulator import Simulator
+    from simulator import Simulator
 
     _notice(NO_KEY)
     async with Simulator(
@@ -177,7 +177,7 @@ async def _wait_for_signal() -> None:
 
 
 async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.simulator import serve
+    from simulator import serve
 
     await serve(
         host=args.host or settings.simulator_host,

@@ -18,7 +18,7 @@ from bot.eachsense import EachSenseClient
 from bot.jobs import Jobs
 from bot.media import MediaFetcher
 from bot.ports import Store
-from bot.simulator import Simulator
+from simulator import Simulator
 from storage.sqlite import open_store
 
 log = logging.getLogger(__name__)

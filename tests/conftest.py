@@ -9,7 +9,7 @@ import pytest
 
 from bot.config import Settings
 from bot.runtime import Core, build_core, close_core, simulated
-from bot.simulator import Simulator
+from simulator import Simulator
 
 
 def make_settings(**overrides: object) -> Settings:

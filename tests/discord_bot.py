@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from adapters.discord.client import DiscordBot
 from bot.config import Settings
 from bot.runtime import Core, build_core, close_core, simulated
-from bot.simulator import Simulator
+from simulator import Simulator
 from tests.fakes.discord import FakeDiscord
 
 

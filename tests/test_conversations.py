@@ -7,7 +7,7 @@ import asyncio
 
 from bot.models import ButtonAction, ChannelKey, ThreadKey, Turn, TurnRecord, TurnStatus
 from bot.runtime import Core, build_core, close_core, simulated
-from bot.simulator import Simulator
+from simulator import Simulator
 from tests.conftest import make_settings
 from tests.util import RecordingSurface, wait_until
 

@@ -17,7 +17,7 @@ from adapters.discord.ratelimit import ChannelLimiter
 from bot.config import Settings
 from bot.models import ThreadKey, TurnRecord, TurnStatus
 from bot.runtime import Core
-from bot.simulator import Simulator
+from simulator import Simulator
 from tests.discord_bot import running_bot
 from tests.fakes.discord import EPHEMERAL, Call, FakeDiscord, FakeInteraction
 

@@ -30,9 +30,9 @@ from bot.errors import (
     ServerError,
 )
 from bot.models import JobStatus
-from bot.simulator import Simulator
-from bot.simulator_jobs import sim_jobs
 from bot.webhooks import sign, signature_ok
+from simulator import Simulator
+from simulator.jobs import sim_jobs
 
 KEY = "sk-test-very-secret-key"
 

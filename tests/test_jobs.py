@@ -32,9 +32,9 @@ from bot.models import (
     ThreadKey,
     View,
 )
-from bot.simulator import Simulator
-from bot.simulator_jobs import SimJobs, sim_jobs
 from bot.webhooks import sign, webhook_routes
+from simulator import Simulator
+from simulator.jobs import SimJobs, sim_jobs
 from storage.sqlite import SqliteStore
 
 KEY = ThreadKey("slack", "T1", "C1", "1700000000.000100")

@@ -19,8 +19,8 @@ from adapters.discord.client import DiscordBot
 from bot.config import Settings
 from bot.models import JobStatus
 from bot.runtime import Core, close_core, simulated
-from bot.simulator import Simulator
-from bot.simulator_jobs import MODELS, SimJob, sim_jobs
+from simulator import Simulator
+from simulator.jobs import MODELS, SimJob, sim_jobs
 from tests.discord_bot import running_bot
 from tests.fakes.discord import EPHEMERAL, FakeDiscord, FakeInteraction
 from tests.fakes.slack import FakeMessage, FakeSlack

@@ -7,7 +7,7 @@ import logging
 from bot.logs import RedactSecrets
 from bot.models import ThreadKey, Turn
 from bot.runtime import build_core, close_core, simulated
-from bot.simulator import Simulator
+from simulator import Simulator
 from tests.conftest import make_settings
 from tests.util import RecordingSurface
 

@@ -20,7 +20,7 @@ import pytest
 import requests
 from openai import AsyncOpenAI
 
-from bot.simulator import Simulator, serve
+from simulator import Simulator, serve
 
 FAST = 1000.0
 MakeSim = Callable[..., Awaitable[Simulator]]
@@ -498,7 +498,7 @@ async def test_models_and_health(sim: Simulator, http: aiohttp.ClientSession) ->
 async def test_serve_logs_url_and_runs_until_cancelled(
     caplog: pytest.LogCaptureFixture, http: aiohttp.ClientSession
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.simulator")
+    caplog.set_level(logging.INFO, logger="simulator")
     task = asyncio.create_task(serve(host="127.0.0.1", port=0, shape="raw", speed=FAST))
     url = None
     for _ in range(500):

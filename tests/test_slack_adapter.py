@@ -27,7 +27,7 @@ from bot.config import Settings
 from bot.http import HttpServer
 from bot.models import Button, ButtonAction, View
 from bot.runtime import build_core, close_core, simulated
-from bot.simulator import Simulator
+from simulator import Simulator
 from tests.fakes.slack import FakeMessage, FakeSlack, Limit
 
 SECRET = "test-signing-secret"

@@ -21,7 +21,7 @@ from adapters.slack.app import SlackBot
 from adapters.slack.ratelimit import SlackLimiter
 from bot.config import Settings
 from bot.runtime import Core, build_core, close_core, simulated
-from bot.simulator import Simulator
+from simulator import Simulator
 from tests.fakes.slack import FakeMessage, FakeSlack
 from tests.util import wait_until
 

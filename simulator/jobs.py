@@ -1,6 +1,6 @@
 """each::api predictions and each::workflows endpoints for the offline simulator.
 
-`bot.simulator.Simulator` calls `add_routes` while it builds its application. Paths:
+`simulator.Simulator` calls `add_routes` while it builds its application. Paths:
 - each::api under `/eachlabs/v1` (so `EACHLABS_API_URL = <sim>/eachlabs/v1`): `POST /prediction`
   (and `/prediction/`), `GET /prediction/{id}`, `POST /prediction/{id}/cancel`, `GET /models`,
   `GET /model?slug=`, and the current workflows API under `/eachlabs/v1/workflows/...`;

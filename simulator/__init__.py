@@ -158,7 +158,7 @@ class Simulator:
     # --- lifecycle -----------------------------------------------------------------------
 
     def _build_app(self) -> web.Application:
-        from bot import simulator_jobs  # imported here: that module may refer back to this one
+        from simulator import jobs as simulator_jobs  # that module may refer back to this one
 
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
