@@ -13,18 +13,37 @@ import asyncio
 import itertools
 import logging
 import sys
+import uuid
 from typing import TextIO
 
-from bot.errors import BotError
-from bot.jobs import parse_predict_args, parse_workflow_args
-from bot.models import ButtonAction, MediaFile, SurfaceLimits, ThreadKey, Turn, View
-from bot.runtime import Core
+from bot.core import Core
+from bot.models import (
+    ButtonAction,
+    ChannelKey,
+    Command,
+    CommandName,
+    MediaFile,
+    Message,
+    SurfaceLimits,
+    ThreadKey,
+    View,
+)
 
 log = logging.getLogger(__name__)
+
+PLATFORM = "shell"
+USER = "local"
+COMMANDS = {
+    "/eco": CommandName.ECO,
+    "/predict": CommandName.PREDICT,
+    "/workflow": CommandName.WORKFLOW,
+    "/sense": CommandName.SENSE,
+}
 
 HELP = """Commands:
   <message>                   a message in the current thread (one each::sense session)
   /new                        start a new thread (a new session)
+  /sense PROMPT...            start a new thread with this prompt
   /eco on|off|status          eco mode for this console
   /predict MODEL PROMPT...    run one model directly (each::api)
   /workflow ID [key=value...] run a saved workflow (each::workflows)
@@ -57,29 +76,29 @@ class ShellSurface:
         self._show(message_id, view, final=final)
 
     async def upload(self, media: MediaFile) -> None:
-        self._line(f"Generated: {media.url}")
+        self.line(f"Generated: {media.url}")
 
     async def post_link(self, url: str, *, kind: str, reason: str) -> None:
-        self._line(f"Generated: {url}")
+        self.line(f"Generated: {url}")
 
     def _show(self, message_id: str, view: View, *, final: bool) -> None:
         shown = self._texts.get(message_id, "")
         if view.text.startswith(shown):
             self._write(view.text[len(shown) :])
         else:  # the text was rewritten (rare): print it again in full
-            self._line("")
+            self.line("")
             self._write(view.text)
         self._texts[message_id] = view.text
         if view.status and view.status != self._statuses.get(message_id):
             if final:
-                self._line("")
+                self.line("")
             if self._at_line_start:
-                self._line(f"  {view.status}")
+                self.line(f"  {view.status}")
                 self._statuses[message_id] = view.status
         if final:
             options = [b.label for b in view.buttons if b.action is ButtonAction.ANSWER]
             if options:
-                self._line("  Options: " + " | ".join(options))
+                self.line("  Options: " + " | ".join(options))
         self._out.flush()
 
     def _write(self, text: str) -> None:
@@ -87,7 +106,7 @@ class ShellSurface:
             self._out.write(text)
             self._at_line_start = text.endswith("\n")
 
-    def _line(self, text: str) -> None:
+    def line(self, text: str) -> None:
         if not self._at_line_start:
             self._out.write("\n")
         self._out.write(text + "\n")
@@ -95,16 +114,56 @@ class ShellSurface:
         self._out.flush()
 
 
+class ShellReply:
+    """A command's answer in the console: printed, like everything else."""
+
+    def __init__(self, surface: ShellSurface) -> None:
+        self._surface = surface
+
+    async def tell(self, text: str, *, public: bool = False) -> None:
+        self._surface.line(text)
+
+    async def opened(self, key: ThreadKey) -> None:
+        """The console shows one thread at a time: the new one is the current one."""
+
+
 class Shell:
+    """The console as a platform: lines become `Command`s and `Message`s for the core's
+    command flow, exactly as Slack and Discord payloads do."""
+
+    name = PLATFORM
+    admins = "the console user"
+
     def __init__(self, core: Core, *, out: TextIO | None = None) -> None:
         self.core = core
         self.out = out or sys.stdout
-        self.surface = ShellSurface(self.out)
+        self._surface = ShellSurface(self.out)
         self._threads = itertools.count(1)
         self._new_thread()
 
+    # --- the Platform port --------------------------------------------------------------
+
+    def surface(self, key: ThreadKey, *, user_id: str | None = None) -> ShellSurface:
+        return self._surface
+
+    async def open_thread(self, channel: ChannelKey, *, root: View, title: str) -> ThreadKey:
+        self._new_thread()
+        self._fresh = False
+        return self.key
+
+    async def is_admin(self, user_id: str, channel: ChannelKey) -> bool:
+        return True  # the console's user runs the bot
+
+    async def start(self) -> None:
+        """Nothing to connect: the console is stdin and stdout."""
+
+    async def stop(self) -> None:
+        """Nothing to disconnect."""
+
+    # --- lines --------------------------------------------------------------------------
+
     def _new_thread(self) -> None:
-        self.key = ThreadKey("shell", "local", "console", str(next(self._threads)))
+        self.key = ThreadKey(PLATFORM, "local", "console", str(next(self._threads)))
         self._fresh = True
 
     async def handle_line(self, line: str) -> bool:
@@ -114,9 +173,16 @@ class Shell:
             return True
         if line.startswith("/"):
             return await self._command(line)
-        turn = Turn(key=self.key, user_id="local", text=line, new_thread=self._fresh)
+        message = Message(
+            key=self.key,
+            user_id=USER,
+            text=line,
+            message_id=uuid.uuid4().hex,  # unique across runs: claims outlive the process
+            top_level=self._fresh,
+            direct=True,
+        )
         self._fresh = False
-        await self.core.conversations.run(turn, self.surface)
+        await self.core.commands.handle(self, message)
         return True
 
     async def _command(self, line: str) -> bool:
@@ -129,44 +195,22 @@ class Shell:
         elif name == "/new":
             self._new_thread()
             self.say("New thread: the next message starts a new session.")
-        elif name == "/eco":
-            channel = self.key.channel_key
-            self.say(
-                await self.core.conversations.eco(channel, rest, user_id="local", is_admin=True)
+        elif name in COMMANDS:
+            command = Command(
+                name=COMMANDS[name],
+                channel=self.key.channel_key,
+                user_id=USER,
+                text=rest,
+                reply=ShellReply(self._surface),
+                admin=True,
             )
-        elif name in ("/predict", "/workflow"):
-            await self._job(name, rest)
+            await self.core.commands.handle(self, command)
         else:
             self.say(f"Unknown command {name}. Type /help for the list.")
         return True
 
-    async def _job(self, name: str, rest: str) -> None:
-        jobs = self.core.jobs
-        if jobs is None:
-            self.say("Direct model runs are not available.")
-            return
-        self._new_thread()
-        self._fresh = False
-        try:
-            if name == "/predict":
-                model, prompt = parse_predict_args(rest)
-                await jobs.run_prediction(
-                    key=self.key, user_id="local", model=model, prompt=prompt, surface=self.surface
-                )
-            else:
-                workflow_id, inputs = parse_workflow_args(rest)
-                await jobs.run_workflow(
-                    key=self.key,
-                    user_id="local",
-                    workflow_id=workflow_id,
-                    inputs=inputs,
-                    surface=self.surface,
-                )
-        except BotError as err:
-            self.say("⚠️ " + err.user_message)
-
     def say(self, text: str) -> None:
-        self.surface._line(text)
+        self._surface.line(text)
 
     async def run(self, stdin: TextIO | None = None) -> int:
         """Read lines until end of input; each turn finishes before the next line is read."""

@@ -23,9 +23,9 @@ import aiohttp
 import requests
 
 from bench.common import Result, external_simulator, median, ms, result, run_child
+from bot.app import new_http_session, tune_gc
 from bot.eachsense import EachSenseClient
 from bot.models import Complete, TextResponse
-from bot.runtime import new_http_session, tune_gc
 
 EVENTS = 20_000
 REPEATS = 9

@@ -63,9 +63,9 @@ from bench.common import (
     percentile,
     result,
 )
+from bot.app import Core, new_http_session
 from bot.eachsense import EachSenseClient
 from bot.models import TextResponse
-from bot.runtime import Core, new_http_session
 from simulator import _Turn
 from tests.discord_bot import running_bot
 from tests.fakes.discord import Call, FakeDiscord, FakeInteraction

@@ -26,7 +26,7 @@ end when the fake Slack receives the edit carrying the footer.
   (`LIVE_EDITS_PER_SECOND`, default 100) is on, as in production: at 1,000 turns each live
   message updates every few seconds instead of every second (`updates_per_turn` shows it)
   and final edits never wait for it. The garbage collector is tuned as `eachsense-bot` tunes
-  it at start-up (`bot.runtime.tune_gc`). The largest N runs three times (a shared machine
+  it at start-up (`bot.app.tune_gc`). The largest N runs three times (a shared machine
   is noisy); its figures are the median run's, and `p99_ms_runs_at_N` lists every run's p99.
   Reported per N: p50/p99/max of the delay, the
   bot process's event-loop lag p99 (a 5 ms sleep probe), its CPU use over the run (100 % is
@@ -75,7 +75,7 @@ from bench.common import (
     result,
     run_child,
 )
-from bot.runtime import tune_gc
+from bot.app import tune_gc
 from tests.fakes.slack import FakeSlack, slack_like_limits
 
 OVERHEAD_SIZES = (1, 100, 300, 1000)  # 300: where 20 ms still holds on 2 cores
@@ -195,9 +195,9 @@ def _answer_calls(ws: Workspace, channel: str) -> tuple[int, list[Any]]:
 async def naive_turn(sim_url: str, slack: FakeSlack, prompt: str) -> tuple[int, int]:
     """The common approach: post a message, then edit it with the text so far on every
     event (no retries: a 429 is counted and the loop goes on). Returns (calls, 429s)."""
+    from bot.app import new_http_session
     from bot.eachsense import EachSenseClient
     from bot.models import TextResponse
-    from bot.runtime import new_http_session
 
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
     calls = limited = 0

@@ -35,9 +35,9 @@ from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.app import SlackBot
 from adapters.slack.ratelimit import SlackLimiter
+from bot.app import Core, build_core, close_core, simulated
 from bot.config import Settings
 from bot.http import HttpServer
-from bot.runtime import Core, build_core, close_core, simulated
 from simulator import Simulator, _Turn
 from tests.fakes.slack import Call, FakeSlack, slack_like_limits
 

@@ -1,4 +1,4 @@
-"""`eachsense-bot`: the only composition root. Wires settings, storage, clients, adapters.
+"""`eachsense-bot`: arguments in, the composition root (`bot.app`) does the rest.
 
     eachsense-bot run [--platform discord|slack|shell|all]
     eachsense-bot shell [--simulate]
@@ -14,29 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from bot.config import Settings
-from bot.http import HttpServer
 from bot.logs import setup_logging
-from bot.models import ThreadKey
-from bot.ports import Surface
 
 log = logging.getLogger(__name__)
-
-NO_KEY = (
-    "No EACHSENSE_API_KEY set: using the built-in offline each::sense simulator "
-    "(answers and media are simulated). Set EACHSENSE_API_KEY in .env for the real service."
-)
-NO_PLATFORM = (
-    "No Slack or Discord tokens configured: starting the local shell. Set SLACK_BOT_TOKEN "
-    "(+ SLACK_APP_TOKEN or SLACK_SIGNING_SECRET) or DISCORD_TOKEN in .env to connect a platform."
-)
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -48,162 +34,6 @@ def _secrets(settings: Settings) -> list[str]:
         settings.discord_token,
     )
     return [f.get_secret_value() for f in fields if f is not None]
-
-
-def _notice(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-@contextlib.asynccontextmanager
-async def _eachlabs(settings: Settings, *, force_sim: bool) -> AsyncIterator[Settings]:
-    """Settings for the Eachlabs APIs: the real ones, or a simulator started here."""
-    if settings.has_eachsense_key and not force_sim:
-        yield settings
-        return
-    from bot.runtime import simulated
-    from simulator import Simulator
-
-    _notice(NO_KEY)
-    async with Simulator(
-        host="127.0.0.1", port=0, shape=settings.simulator_shape, speed=settings.simulator_speed
-    ) as sim:
-        yield simulated(settings, sim)
-
-
-async def _shell(settings: Settings, *, simulate: bool) -> int:
-    from adapters.shell import Shell
-    from bot.conversations import INTERRUPTED
-    from bot.runtime import build_core, close_core
-
-    async with _eachlabs(settings, force_sim=simulate) as live:
-        core = await build_core(live)
-        try:
-            interrupted = await core.conversations.recover()
-            shell = Shell(core)
-            if any(t.key.platform == "shell" for t in interrupted):
-                shell.say(INTERRUPTED)
-            return await shell.run()
-        finally:
-            await close_core(core)
-
-
-async def _run(settings: Settings, platform: str) -> int:
-    wanted = {"discord", "slack"} if platform == "all" else {platform}
-    if platform == "all" and not (settings.slack_enabled or settings.discord_enabled):
-        _notice(NO_PLATFORM)
-        return await _shell(settings, simulate=False)
-    if platform == "shell":
-        return await _shell(settings, simulate=False)
-    from bot.runtime import build_core, close_core
-
-    async with _eachlabs(settings, force_sim=False) as live:
-        core = await build_core(live)
-        http = HttpServer(host=live.http_host, port=live.http_port)
-        stoppers: list[Callable[[], Awaitable[None]]] = []
-        try:
-            interrupted = await core.conversations.recover()
-            await _start_platforms(live, core, http, wanted, interrupted, stoppers)
-            if core.jobs is not None:
-                from bot.webhooks import webhook_routes
-
-                http.add_routes(webhook_routes(core.jobs))
-            await http.start()
-            _notice(f"eachsense-bot is running ({', '.join(sorted(wanted))}). Ctrl-C stops it.")
-            await _wait_for_signal()
-        finally:
-            for stop in reversed(stoppers):
-                with contextlib.suppress(Exception):
-                    await stop()
-            await http.stop()
-            await close_core(core)
-    return 0
-
-
-async def _start_platforms(
-    settings: Settings,
-    core: Any,
-    http: HttpServer,
-    wanted: set[str],
-    interrupted: list[Any],
-    stoppers: list[Callable[[], Awaitable[None]]],
-) -> None:
-    surfaces: list[Callable[[ThreadKey], Awaitable[Surface | None]]] = []
-    if "slack" in wanted and settings.slack_enabled:
-        from adapters.slack.app import SlackBot
-
-        slack = SlackBot(settings, core, http)
-        await slack.start()
-        stoppers.append(slack.stop)
-        await slack.notify_interrupted([t for t in interrupted if t.key.platform == "slack"])
-        surfaces.append(slack.surface_for)
-    elif "slack" in wanted:
-        _notice("Slack is not configured (SLACK_BOT_TOKEN and an app token or signing secret).")
-    if "discord" in wanted and settings.discord_enabled:
-        from adapters.discord.client import DiscordBot
-
-        discord_bot = DiscordBot(settings, core)
-        await discord_bot.start()
-        stoppers.append(discord_bot.stop)
-        await discord_bot.notify_interrupted(
-            [t for t in interrupted if t.key.platform == "discord"]
-        )
-        surfaces.append(discord_bot.surface_for)
-    elif "discord" in wanted:
-        _notice("Discord is not configured (DISCORD_TOKEN).")
-    if core.jobs is not None and surfaces:
-        await core.jobs.resume(_first_surface(surfaces))
-
-
-def _first_surface(
-    factories: list[Callable[[ThreadKey], Awaitable[Surface | None]]],
-) -> Callable[[ThreadKey], Awaitable[Surface | None]]:
-    async def surface_for(key: ThreadKey) -> Surface | None:
-        for factory in factories:
-            surface = await factory(key)
-            if surface is not None:
-                return surface
-        return None
-
-    return surface_for
-
-
-async def _wait_for_signal() -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-
-
-async def _simulate(args: argparse.Namespace, settings: Settings) -> int:
-    from simulator import serve
-
-    await serve(
-        host=args.host or settings.simulator_host,
-        port=args.port if args.port is not None else settings.simulator_port,
-        shape=args.shape or settings.simulator_shape,
-        speed=args.speed or settings.simulator_speed,
-    )
-    return 0
-
-
-async def _doctor(settings: Settings) -> int:
-    from bot.doctor import doctor
-
-    return await doctor(settings)
-
-
-async def _sync_commands(settings: Settings, guild: int | None) -> int:
-    if not settings.discord_enabled:
-        _notice("DISCORD_TOKEN is not set: nothing to sync.")
-        return 2
-    from adapters.discord.client import sync_commands
-
-    guilds: list[int | None] = [guild] if guild else list(settings.discord_guild_ids)
-    for name in await sync_commands(settings, guilds or [None]):
-        print(name)
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,18 +61,24 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # pydantic's message names the bad setting, never its value
         print(f"Invalid settings: {err}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level, _secrets(settings))
-    command = args.command or "run"
-    actions: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
-        "run": lambda: _run(settings, getattr(args, "platform", "all")),
-        "shell": lambda: _shell(settings, simulate=args.simulate),
-        "simulate": lambda: _simulate(args, settings),
-        "doctor": lambda: _doctor(settings),
-        "sync-commands": lambda: _sync_commands(settings, args.guild),
-    }
-    from bot.runtime import tune_gc
+    from bot import app
 
-    tune_gc()
+    setup_logging(settings.log_level, _secrets(settings), quiet=app.QUIET_LOGGERS)
+    command = args.command or "run"
+
+    actions: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {
+        "run": lambda: app.run(settings, getattr(args, "platform", "all")),
+        "shell": lambda: app.run_shell(settings, simulate=args.simulate),
+        "simulate": lambda: app.simulate(
+            host=args.host or settings.simulator_host,
+            port=args.port if args.port is not None else settings.simulator_port,
+            shape=args.shape or settings.simulator_shape,
+            speed=args.speed or settings.simulator_speed,
+        ),
+        "doctor": lambda: app.doctor(settings),
+        "sync-commands": lambda: app.sync_commands(settings, args.guild),
+    }
+    app.tune_gc()
     try:
         return asyncio.run(actions[command]())
     except KeyboardInterrupt:

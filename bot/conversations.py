@@ -21,14 +21,14 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
-from bot.budget import EditBudget
 from bot.config import Settings
+from bot.delivery import deliver, may_act, say
 from bot.eachsense import EachSenseClient
-from bot.errors import BotError, BusyError, InputError, MediaRejected
-from bot.media import MediaFetcher, kind_from_url
+from bot.errors import BotError, BusyError, InputError, TurnTooLong
+from bot.media import MediaFetcher
 from bot.models import (
     ChannelKey,
     GenerationRecord,
@@ -41,6 +41,7 @@ from bot.models import (
     TurnStatus,
     View,
 )
+from bot.pacing import EditBudget
 from bot.ports import Store, Surface
 from bot.render import ReplyRenderer
 
@@ -136,21 +137,33 @@ class Conversations:
     async def run(self, turn: Turn, surface: Surface) -> None:
         """Answer one message in its thread. Never raises `BotError`."""
         if turn.event_id and not await self.claim_event(turn.key.platform, turn.event_id):
-            log.info("ignoring redelivered event %s", turn.event_id)
+            log.info("ignoring redelivered event %r", turn.event_id[:80])
             return
         try:
             prompt = self.check_prompt(turn.text)
-            self._take_user_slot(turn.user_id)
+            with self.user_slot(turn.user_id):
+                record = await self._thread_for(turn)
+                await self._run_in_order(turn, prompt, record, surface)
         except BotError as err:
-            await self._say(surface, "⚠️ " + err.user_message)
-            return
+            await say(surface, "⚠️ " + err.user_message)
+        except Exception:
+            # a store failure (for example `database is locked`) before the answer started:
+            # the person still hears that something went wrong, not silence
+            log.exception("turn in %s failed before it started", turn.key)
+            await say(surface, "⚠️ " + BotError().user_message)
+
+    @contextlib.contextmanager
+    def user_slot(self, user_id: str) -> Iterator[None]:
+        """One of the person's `MAX_TURNS_PER_USER` slots for the block (turns and direct
+        runs alike), or `BusyError` when all are taken."""
+        self._take_user_slot(user_id)
         try:
-            record = await self._thread_for(turn)
-            await self._run_in_order(turn, prompt, record, surface)
-        except BotError as err:
-            await self._say(surface, "⚠️ " + err.user_message)
+            yield
         finally:
-            self._release_user_slot(turn.user_id)
+            self._release_user_slot(user_id)
+
+    async def say(self, surface: Surface, what: str | View) -> None:
+        await say(surface, what)
 
     def _take_user_slot(self, user_id: str) -> None:
         count = self._per_user.get(user_id, 0)
@@ -191,10 +204,10 @@ class Conversations:
         slot.users += 1
         try:
             if slot.lock.locked():
-                await self._say(surface, QUEUED)
+                await say(surface, QUEUED)
             async with slot.lock:
                 if self._global.locked():
-                    await self._say(surface, WAITING)
+                    await say(surface, WAITING)
                 async with self._global:
                     await self._run_turn(turn, prompt, record, surface)
         finally:
@@ -277,96 +290,60 @@ class Conversations:
         renderer: ReplyRenderer,
         surface: Surface,
     ) -> None:
-        """Relay the stream into the renderer; media go out in order on a side task so a
-        slow upload never holds up the live text."""
-        uploads: asyncio.Queue[str | None] = asyncio.Queue()
-        # started with the first generation: most turns have none, and waiting for an idle
-        # uploader to see the end of the queue costs two event-loop iterations per turn
-        uploader: asyncio.Task[None] | None = None
-        seen: set[str] = set()
+        """Relay the stream into the renderer within `MAX_TURN_SECONDS`; media go out in
+        order on a side task so a slow upload never holds up the live text."""
+        uploads = _Uploads(lambda url: self._upload(url, record, renderer, surface))
         try:
-            async for event in self.agent.stream(
-                prompt, session_id=record.session_id, mode=mode, image_urls=turn.image_urls
-            ):
-                renderer.feed(event)
-                if isinstance(event, GenerationResponse) and event.url not in seen:
-                    seen.add(event.url)
-                    uploads.put_nowait(event.url)
-                    if uploader is None:
-                        uploader = asyncio.create_task(
-                            self._upload_all(uploads, record, renderer, surface)
-                        )
+            async with self._deadline():
+                async for event in self.agent.stream(
+                    prompt, session_id=record.session_id, mode=mode, image_urls=turn.image_urls
+                ):
+                    renderer.feed(event)
+                    if isinstance(event, GenerationResponse):
+                        uploads.add(event.url)
         except asyncio.CancelledError:  # Stop: pending uploads go too
-            if uploader is not None:
-                uploader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await uploader
+            await uploads.cancel()
             raise
         except BaseException:  # a failed stream still delivers what was generated
-            if uploader is not None:
-                uploads.put_nowait(None)
-                await uploader
+            await uploads.drain()
             raise
-        if uploader is not None:
-            uploads.put_nowait(None)
-            await uploader
+        await uploads.drain()
 
-    async def _upload_all(
-        self,
-        urls: asyncio.Queue[str | None],
-        record: ThreadRecord,
-        renderer: ReplyRenderer,
-        surface: Surface,
+    @contextlib.asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[None]:
+        """A turn that streams keep-alives (or trickles) forever still ends: it would hold
+        the thread, a global slot and one of the person's slots."""
+        limit = self.settings.max_turn_seconds
+        try:
+            async with asyncio.timeout(limit):
+                yield
+        except TimeoutError as exc:
+            raise TurnTooLong(limit) from exc
+
+    async def _upload(
+        self, url: str, record: ThreadRecord, renderer: ReplyRenderer, surface: Surface
     ) -> None:
-        while (url := await urls.get()) is not None:
-            kind = await self._deliver(url, surface)
-            renderer.media_done(url, kind)
-            with contextlib.suppress(Exception):
-                await self.store.add_generation(
-                    GenerationRecord(
-                        url=url,
-                        media_type=kind,
-                        session_id=record.session_id,
-                        key=record.key,
-                        message_id=None,
-                        created_at=self._clock(),
-                    )
-                )
-
-    async def _deliver(self, url: str, surface: Surface) -> str:
-        """Upload one generated file, or post its link when it cannot be uploaded."""
-        limit = surface.limits.max_upload_bytes
-        if limit <= 0:  # the surface shows links only (the shell)
-            kind = kind_from_url(url)
-            await surface.post_link(url, kind=kind, reason="")
-            return kind
-        try:
-            async with self.media.fetch(url, max_bytes=limit) as media:
-                await surface.upload(media)
-                return media.kind
-        except MediaRejected as err:
-            reason = err.user_message
-        except Exception:
-            log.exception("could not upload %s", url)
-            reason = "The file could not be uploaded here."
-        kind = kind_from_url(url)
+        kind = await deliver(self.media, url, surface)
+        renderer.media_done(url, kind)
         with contextlib.suppress(Exception):
-            await surface.post_link(url, kind=kind, reason=reason)
-        return kind
-
-    async def _say(self, surface: Surface, text: str) -> None:
-        try:
-            await surface.post(View(text=text))
-        except Exception:
-            log.exception("could not post a notice")
+            await self.store.add_generation(
+                GenerationRecord(
+                    url=url,
+                    media_type=kind,
+                    session_id=record.session_id,
+                    key=record.key,
+                    message_id=None,
+                    created_at=self._clock(),
+                )
+            )
 
     # --- buttons and commands -----------------------------------------------------------
 
-    async def stop(self, turn_id: str, *, user_id: str) -> str:
+    async def stop(self, turn_id: str, *, user_id: str, admin: bool = False) -> str:
         running = self._running.get(turn_id)
         if running is None:
             return "That answer has already finished."
-        if user_id != running.user_id and user_id not in self.settings.bot_admins:
+        if not may_act(user_id, running.user_id, admin=admin, settings=self.settings):
             return "Only the person who asked can stop this answer."
         running.task.cancel()
         return "Stopping…"
@@ -374,11 +351,21 @@ class Conversations:
     async def regenerate(self, turn_id: str, *, user_id: str, surface: Surface) -> None:
         record = await self.store.get_turn(turn_id)
         if record is None:
-            await self._say(surface, "⚠️ I can't find that request any more. Please ask again.")
+            await say(surface, "⚠️ I can't find that request any more. Please ask again.")
             return
         await self.run(Turn(key=record.key, user_id=user_id, text=record.prompt), surface)
 
-    async def eco(self, channel: ChannelKey, action: str, *, user_id: str, is_admin: bool) -> str:
+    async def eco(
+        self,
+        channel: ChannelKey,
+        action: str,
+        *,
+        user_id: str,
+        is_admin: bool,
+        admins: str = "channel admins",
+    ) -> str:
+        """`/sense-eco`: the sentence to answer with; `admins` says who counts as an admin
+        on this platform (for the refusal)."""
         action = (action or "status").strip().lower()
         if action == "status":
             current = await self.store.get_channel(channel)
@@ -387,9 +374,8 @@ class Conversations:
             return f"Unknown option `{action[:40]}`. {ECO_USAGE}"
         if not (is_admin or user_id in self.settings.bot_admins):
             return (
-                "Only admins can change eco mode here (workspace admins in Slack, people "
-                "with Manage Channels in Discord, or ids in BOT_ADMINS). `/sense-eco status` "
-                "works for everyone."
+                f"Only admins can change eco mode here ({admins}, or ids in BOT_ADMINS). "
+                "`/sense-eco status` works for everyone."
             )
         await self.store.set_channel_eco(channel, eco=action == "on", by=user_id, at=self._clock())
         return "Done. " + self._eco_sentence(action == "on")
@@ -412,3 +398,40 @@ class Conversations:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _Uploads:
+    """Generated files, delivered one after another on one side task.
+
+    The task starts with the first file: most turns have none, and waiting for an idle
+    uploader to see the end of its queue costs two event-loop iterations per turn."""
+
+    def __init__(self, upload: Callable[[str], Awaitable[None]]) -> None:
+        self._upload = upload
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._seen: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, url: str) -> None:
+        if url in self._seen:
+            return
+        self._seen.add(url)
+        self._queue.put_nowait(url)
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while (url := await self._queue.get()) is not None:
+            await self._upload(url)
+
+    async def drain(self) -> None:
+        """Deliver what is queued, then stop."""
+        if self._task is not None:
+            self._queue.put_nowait(None)
+            await self._task
+
+    async def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -128,3 +128,41 @@ class AgentError(UpstreamError):
 
 class JobFailed(UpstreamError):
     default_message = "The run failed."
+
+
+class TurnTooLong(BotError):
+    """A turn ran past `MAX_TURN_SECONDS` (a stream of keep-alives, a stuck generation)."""
+
+    def __init__(self, limit: float) -> None:
+        minutes = max(1, round(limit / 60))
+        super().__init__(
+            f"That answer took longer than {minutes} minutes, so I stopped it. "
+            "Send your message again to retry.",
+            detail=f"turn over the {limit:.0f} s limit",
+        )
+
+
+class PlatformError(BotError):
+    """A chat platform refused or failed a call. Each adapter maps its SDK's errors into
+    this in one place (`adapters/<platform>/errors.py`), so the core catches `BotError`
+    only. `code` is the platform's own error name or number, for logs."""
+
+    default_message = "I could not post that here. Please try again."
+
+    def __init__(
+        self,
+        user_message: str | None = None,
+        *,
+        detail: str = "",
+        code: str | int | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(user_message, detail=detail)
+        self.code = code
+        self.status = status
+
+
+class PlatformRefused(PlatformError):
+    """The platform will not let the bot do this here (a permission, an invitation)."""
+
+    default_message = "I am not allowed to do that here."

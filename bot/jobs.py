@@ -17,16 +17,19 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import shlex
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.arguments import PREDICT_USAGE, WORKFLOW_USAGE
+from bot.arguments import parse_predict_args as parse_predict_args
+from bot.arguments import parse_workflow_args as parse_workflow_args
 from bot.config import Settings
+from bot.delivery import clock_text, deliver, may_act, say
 from bot.eachlabs import JobState, PredictionsClient, WorkflowsClient, parse_job_state
-from bot.errors import BotError, InputError, JobFailed, MediaRejected, UpstreamError
-from bot.media import MediaFetcher, kind_from_url
+from bot.errors import BotError, JobFailed, UpstreamError
+from bot.media import MediaFetcher
 from bot.models import (
     Button,
     ButtonAction,
@@ -40,61 +43,12 @@ from bot.ports import Store, Surface
 
 log = logging.getLogger(__name__)
 
-PREDICT_USAGE = (
-    "Usage: `/sense-predict <model> <prompt>`, for example "
-    "`/sense-predict flux-pro/v1.1 a lighthouse at dawn`."
-)
-WORKFLOW_USAGE = (
-    "Usage: `/sense-workflow <workflow_id> [key=value ...]`, for example "
-    "`/sense-workflow wf_abc123 prompt='a red fox' style=photo`."
-)
 STORAGE_PROBLEM = "The run started, but I could not record it, so I can't follow it. Sorry!"
 MODELS_TTL = 600.0
 MAX_CHOICES = 25  # Discord's autocomplete limit
 _BACKOFF = 1.5
 _MODEL_PAGE = 100
 _MODEL_PAGES = 10
-
-
-def parse_predict_args(text: str) -> tuple[str, str]:
-    """`"model prompt..."` → (model, prompt). The prompt is kept as typed (quotes and all)."""
-    model, _, prompt = (text or "").strip().partition(" ")
-    prompt = prompt.strip()
-    if not model or not prompt:
-        raise InputError(PREDICT_USAGE)
-    return model, prompt
-
-
-def parse_workflow_args(text: str) -> tuple[str, dict[str, str]]:
-    """`"wf_id k=v k2='a b'"` → (workflow id, inputs). Shell-style quoting for values."""
-    try:
-        parts = shlex.split(text or "")
-    except ValueError as exc:
-        raise InputError(
-            f"I could not read that: {exc} (check your quotes). {WORKFLOW_USAGE}"
-        ) from exc
-    if not parts:
-        raise InputError(WORKFLOW_USAGE)
-    workflow_id, *pairs = parts
-    if "=" in workflow_id:
-        raise InputError(f"Start with the workflow id. {WORKFLOW_USAGE}")
-    inputs: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(
-                f"`{pair[:40]}` is not a `key=value` pair (quote values with spaces). "
-                f"{WORKFLOW_USAGE}"
-            )
-        inputs[key.strip()] = value
-    return workflow_id, inputs
-
-
-def _elapsed(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    return f"{seconds // 60} min {seconds % 60:02d} s"
 
 
 @dataclass
@@ -140,10 +94,10 @@ class Jobs:
         """Run `model` on `prompt` and post its outputs in the thread; returns when done."""
         model, prompt = model.strip(), prompt.strip()
         if not model or not prompt:
-            await _say(surface, f"⚠️ {PREDICT_USAGE}")
+            await say(surface, f"⚠️ {PREDICT_USAGE}")
             return
         if len(prompt) > self.settings.max_prompt_chars:
-            await _say(
+            await say(
                 surface,
                 f"⚠️ That prompt is too long ({len(prompt):,} characters; the limit is "
                 f"{self.settings.max_prompt_chars:,}).",
@@ -176,7 +130,7 @@ class Jobs:
         """Trigger a saved workflow and post its outputs in the thread; returns when done."""
         workflow_id = workflow_id.strip()
         if not workflow_id:
-            await _say(surface, f"⚠️ {WORKFLOW_USAGE}")
+            await say(surface, f"⚠️ {WORKFLOW_USAGE}")
             return
 
         async def create(webhook_url: str | None, secret: str | None) -> str:
@@ -312,7 +266,7 @@ class Jobs:
 
     async def _show_progress(self, waiter: _Waiter, state: JobState) -> None:
         record = waiter.record
-        took = _elapsed(self.clock() - record.created_at)
+        took = clock_text(self.clock() - record.created_at)
         status = f"⏳ {state.raw.get('status') or 'running'} · {took}"
         if state.step is not None:
             status += f" · step {state.step}" + (f" of {state.steps}" if state.steps else "")
@@ -339,7 +293,7 @@ class Jobs:
             return
         log.info("job %s finished: %s (%d outputs)", record.id, state.status, len(state.output))
         label = _label(record.kind, record.title)
-        took = _elapsed(self.clock() - record.created_at)
+        took = clock_text(self.clock() - record.created_at)
         surface = waiter.surface
         if state.status is JobStatus.SUCCEEDED:
             view = View(text=label, status=f"✅ done in {took}")
@@ -351,34 +305,17 @@ class Jobs:
         if record.message_id:
             await _edit(surface, record.message_id, view, final=True)
         else:
-            await _say(surface, f"{view.text}\n{view.status}")
+            await say(surface, f"{view.text}\n{view.status}")
         if state.status is JobStatus.SUCCEEDED:
             await self._post_outputs(state, surface)
 
     async def _post_outputs(self, state: JobState, surface: Surface) -> None:
         if state.text:
-            await _say(surface, state.text[: surface.limits.max_text])
+            await say(surface, state.text[: surface.limits.max_text])
         if not state.output and not state.text:
-            await _say(surface, "The run finished but returned no files.")
+            await say(surface, "The run finished but returned no files.")
         for url in state.output:
-            await self._deliver(url, surface)
-
-    async def _deliver(self, url: str, surface: Surface) -> None:
-        """Upload one output, or post its link when it cannot be uploaded."""
-        limit = surface.limits.max_upload_bytes
-        reason = ""
-        if limit > 0:  # a limit of 0 means the surface shows links only (the shell)
-            try:
-                async with self.media.fetch(url, max_bytes=limit) as media:
-                    await surface.upload(media)
-                    return
-            except MediaRejected as err:
-                reason = err.user_message
-            except Exception:
-                log.exception("could not upload %s", url)
-                reason = "The file could not be uploaded here."
-        with contextlib.suppress(Exception):
-            await surface.post_link(url, kind=kind_from_url(url), reason=reason)
+            await deliver(self.media, url, surface)
 
     # --- webhooks, buttons, restarts ----------------------------------------------------
 
@@ -409,14 +346,14 @@ class Jobs:
             waiter.state = state
         waiter.news.set()
 
-    async def cancel(self, job_id: str, *, user_id: str) -> str:
+    async def cancel(self, job_id: str, *, user_id: str, admin: bool = False) -> str:
         """The Cancel button: stop a running prediction; returns the sentence to show."""
         record = await self.store.get_job(job_id)
         if record is None:
             return "I can't find that run any more."
         if record.status is not JobStatus.RUNNING:
             return "That run has already finished."
-        if user_id != record.user_id and user_id not in self.settings.bot_admins:
+        if not may_act(user_id, record.user_id, admin=admin, settings=self.settings):
             return "Only the person who started this run can cancel it."
         if record.kind is not JobKind.PREDICTION:
             return "Workflow runs can't be cancelled from chat; it will finish on its own."
@@ -514,10 +451,3 @@ async def _edit(surface: Surface, message_id: str, view: View, *, final: bool = 
         await surface.edit(message_id, view, final=final)
     except Exception:
         log.exception("could not edit message %s", message_id)
-
-
-async def _say(surface: Surface, text: str) -> None:
-    try:
-        await surface.post(View(text=text))
-    except Exception:
-        log.exception("could not post a notice")

@@ -37,12 +37,14 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def setup_logging(level: str, secrets: Iterable[str]) -> None:
+def setup_logging(level: str, secrets: Iterable[str], *, quiet: Iterable[str] = ()) -> None:
+    """One handler with secrets redacted; `quiet` loggers (chatty SDKs, named by the
+    composition root) log warnings and worse only."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactSecrets(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiohttp.access", "discord.gateway", "discord.client"):
+    for noisy in ("aiohttp.access", *quiet):
         logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 Mode = Literal["max", "eco"]
-Platform = Literal["discord", "slack", "shell"]
 MediaKind = Literal["image", "video", "audio", "file"]
 
 
@@ -59,6 +58,75 @@ class Turn:
     mode: Mode | None = None
     event_id: str | None = None
     image_urls: tuple[str, ...] = ()
+
+
+# --- inbound: what adapters hand the command flow ------------------------------------------
+
+
+class CommandName(StrEnum):
+    """The chat commands, the same names on every platform."""
+
+    SENSE = "sense"
+    ECO = "sense-eco"
+    PREDICT = "sense-predict"
+    WORKFLOW = "sense-workflow"
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A slash command as typed. `text` holds every argument as one line (Slack's `text`;
+    Discord joins its options), so parsing and its refusals are the core's, once.
+
+    `admin` is the payload's own answer to "may this person change settings here" when the
+    platform puts one in it (Discord's computed permissions), None when it must be asked.
+    `reply` answers the person; `event_id` dedupes a redelivered payload.
+    """
+
+    name: CommandName
+    channel: ChannelKey
+    user_id: str
+    text: str
+    reply: Any  # bot.ports.Reply (Any here: models import nothing from ports)
+    mode: Mode | None = None
+    admin: bool | None = None
+    event_id: str | None = None
+    image_urls: tuple[str, ...] = ()
+    threadable: bool = True  # False where no thread can open (Discord DMs for now)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A person's message the bot can see.
+
+    `key` is the thread it belongs to (for a top-level message: the thread that would open
+    under it). `message_id` names the message itself: two deliveries of one message (Slack
+    sends `app_mention` *and* `message` for a mention) are one message, handled once.
+    """
+
+    key: ThreadKey
+    user_id: str
+    text: str
+    message_id: str
+    top_level: bool = False
+    direct: bool = False  # a direct message to the bot
+    mentioned: bool = False
+    image_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """A button pressed under one of the bot's messages in thread `key`."""
+
+    key: ThreadKey
+    user_id: str
+    action: ButtonAction
+    value: str
+    reply: Any  # bot.ports.Reply
+    admin: bool | None = None
+    event_id: str | None = None
+
+
+Inbound = Command | Message | Click
 
 
 # --- each::sense stream events -------------------------------------------------------------
@@ -209,6 +277,7 @@ class View:
     text: str = ""
     status: str = ""
     buttons: tuple[Button, ...] = ()
+    by: str | None = None  # a person's id, shown as a mention before the text (never a ping)
 
 
 @dataclass(frozen=True, slots=True)

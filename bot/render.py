@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.budget import EditBudget
 from bot.errors import BotError
 from bot.models import (
     AgentMessage,
@@ -47,6 +46,7 @@ from bot.models import (
     WebSearchQuery,
     WorkflowEvent,
 )
+from bot.pacing import EditBudget
 from bot.ports import Surface
 
 log = logging.getLogger(__name__)

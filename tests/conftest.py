@@ -1,5 +1,5 @@
 """Fixtures shared by the end-to-end tests: the simulator as each::sense, and a core
-built exactly as production builds it (`bot.runtime.build_core`) pointed at it."""
+built exactly as production builds it (`bot.app.build_core`) pointed at it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.app import Core, build_core, close_core, simulated
 from bot.config import Settings
-from bot.runtime import Core, build_core, close_core, simulated
 from simulator import Simulator
 
 

@@ -15,8 +15,8 @@ import discord.http
 from pydantic import SecretStr
 
 from adapters.discord.client import DiscordBot
+from bot.app import Core, build_core, close_core, simulated
 from bot.config import Settings
-from bot.runtime import Core, build_core, close_core, simulated
 from simulator import Simulator
 from tests.fakes.discord import FakeDiscord
 

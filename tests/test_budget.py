@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from bot.budget import EditBudget
 from bot.models import Complete, SurfaceLimits, TextResponse
+from bot.pacing import EditBudget
 from bot.render import ReplyRenderer
 from tests.util import RecordingSurface
 

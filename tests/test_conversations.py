@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.app import Core, build_core, close_core, simulated
 from bot.models import ButtonAction, ChannelKey, ThreadKey, Turn, TurnRecord, TurnStatus
-from bot.runtime import Core, build_core, close_core, simulated
 from simulator import Simulator
 from tests.conftest import make_settings
 from tests.util import RecordingSurface, wait_until

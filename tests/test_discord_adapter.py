@@ -14,9 +14,9 @@ import pytest
 
 from adapters.discord.client import DiscordBot, invite_url, sync_commands
 from adapters.discord.ratelimit import ChannelLimiter
+from bot.app import Core
 from bot.config import Settings
 from bot.models import ThreadKey, TurnRecord, TurnStatus
-from bot.runtime import Core
 from simulator import Simulator
 from tests.discord_bot import running_bot
 from tests.fakes.discord import EPHEMERAL, Call, FakeDiscord, FakeInteraction
@@ -306,7 +306,7 @@ async def test_sync_commands_and_interrupted_notice(env: Env) -> None:
     await env.answer(thread_id)
     key = ThreadKey("discord", fake.guild_id, fake.channel_id, thread_id)
     record = TurnRecord("t1", key, fake.user_id, "x", TurnStatus.INTERRUPTED, 0.0)
-    await env.bot.notify_interrupted([record])
+    await env.core.commands.notify_interrupted([env.bot], [record])
     assert "restarted" in env.bot_messages(thread_id)[-1]["content"]
 
 

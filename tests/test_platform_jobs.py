@@ -16,9 +16,9 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.discord.client import DiscordBot
+from bot.app import Core, close_core, simulated
 from bot.config import Settings
 from bot.models import JobStatus
-from bot.runtime import Core, close_core, simulated
 from simulator import Simulator
 from simulator.jobs import MODELS, SimJob, sim_jobs
 from tests.discord_bot import running_bot

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from bot.app import build_core, close_core, simulated
 from bot.logs import RedactSecrets
 from bot.models import ThreadKey, Turn
-from bot.runtime import build_core, close_core, simulated
 from simulator import Simulator
 from tests.conftest import make_settings
 from tests.util import RecordingSurface

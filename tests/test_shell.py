@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.shell import Shell
-from bot.runtime import Core
+from bot.app import Core
 
 
 def run_cli(*args: str, stdin: str = "", cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

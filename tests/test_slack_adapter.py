@@ -23,10 +23,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.app import SlackBot
 from adapters.slack.ratelimit import SlackLimiter
 from adapters.slack.surface import SlackSurface, escape, render, to_mrkdwn
+from bot.app import build_core, close_core, simulated
 from bot.config import Settings
 from bot.http import HttpServer
 from bot.models import Button, ButtonAction, View
-from bot.runtime import build_core, close_core, simulated
 from simulator import Simulator
 from tests.fakes.slack import FakeMessage, FakeSlack, Limit
 
@@ -247,7 +247,8 @@ async def test_eco_on_by_admin_then_next_request_is_eco(rig: Rig) -> None:
     await rig.command("/sense-eco", "on", user="UADMIN")
     await until(lambda: rig.slack.responses, what="eco answer")
     assert "on" in rig.slack.responses[0]["text"]
-    assert rig.slack.responses[0]["response_type"] == "ephemeral"
+    # a change is the channel's news, on Slack as on Discord; refusals stay private
+    assert rig.slack.responses[0]["response_type"] == "in_channel"
     await rig.command("/sense", "just text")
     await until(lambda: rig.sim.requests)
     assert rig.sim.requests[0].mode == "eco"
@@ -358,7 +359,7 @@ async def test_clarification_option_answers_in_the_session(rig: Rig) -> None:
 async def test_predict_and_workflow_post_their_outputs_in_a_thread(rig: Rig) -> None:
     await rig.command("/sense-predict", "flux-schnell a cat")
     root = (await until(lambda: rig.slack.top_level("C1")))[0]
-    assert "ran `flux-schnell` on: a cat" in root.text
+    assert "ran `flux-schnell`: a cat" in root.text  # the same root text as on Discord
     await until(lambda: any(f.thread_ts == root.ts and f.data for f in rig.slack.files.values()))
     status, text = await rig.command("/sense-workflow", "")
     assert status == 200 and text  # invalid input: the ack itself says what is wrong

@@ -19,8 +19,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.app import SlackBot
 from adapters.slack.ratelimit import SlackLimiter
+from bot.app import Core, build_core, close_core, simulated
 from bot.config import Settings
-from bot.runtime import Core, build_core, close_core, simulated
 from simulator import Simulator
 from tests.fakes.slack import FakeMessage, FakeSlack
 from tests.util import wait_until

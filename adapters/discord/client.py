@@ -1,10 +1,12 @@
-"""The Discord adapter: discord.py events in, `Turn`s out, threads as each::sense sessions.
+"""The Discord adapter: discord.py in front of the core's command flow (`Platform` port).
 
-`/sense` defers at once (Discord wants an answer within 3 s), posts a root message in the
-channel, opens a public thread from it and answers there with ordinary messages, so a long
-video never depends on the 15-minute interaction token. Every later message in the thread
-continues the same session. Buttons are decoded from their `custom_id` in `on_interaction`,
-so they work across restarts. Nothing here decides anything: the core does.
+Commands, messages and clicks are translated in `translate.py` and handed to
+`bot.commands`. Discord wants an answer within 3 s: a refused command is answered at once,
+eco and Stop are answered in the interaction's own response, everything else is deferred
+first. Threads open from a root message in the channel and the answer goes there as
+ordinary messages, so a long video never depends on the 15-minute interaction token.
+Buttons are decoded from their `custom_id` in `on_interaction`, so they work across
+restarts. Nothing here decides anything: the core does.
 """
 
 from __future__ import annotations
@@ -12,38 +14,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any
 
 import discord
 from discord import app_commands
 
 from adapters.discord.commands import register_commands
 from adapters.discord.endpoints import use_endpoints
+from adapters.discord.errors import discord_errors
 from adapters.discord.ratelimit import ChannelLimiter, paid, route_through
 from adapters.discord.surface import DEFAULT_UPLOAD_LIMIT, DiscordSurface
-from bot.buttons import decode_button
+from adapters.discord.translate import PLATFORM, to_click, to_command, to_message
+from adapters.discord.views import content_of
 from bot.config import Settings
-from bot.conversations import INTERRUPTED
-from bot.errors import BotError, InputError
-from bot.jobs import parse_workflow_args
-from bot.models import ButtonAction, ChannelKey, ThreadKey, Turn, TurnRecord, View
-from bot.ports import Surface
+from bot.core import Core
+from bot.errors import BotError, PlatformError, PlatformRefused
+from bot.models import ButtonAction, ChannelKey, CommandName, Inbound, ThreadKey, View
 from bot.tasks import BackgroundTasks
-
-if TYPE_CHECKING:
-    from bot.runtime import Core
 
 log = logging.getLogger(__name__)
 
-PLATFORM = "discord"
-THREAD_NAME_MAX = 90
-ROOT_PROMPT_MAX = 1500  # the root message repeats the prompt; the full one goes to the agent
-MAX_IMAGES = 4  # each::sense takes up to 4 reference images
 READY_TIMEOUT = 60.0
 NO_MENTIONS = discord.AllowedMentions.none()
-UNAVAILABLE = "Direct model runs and workflows are not available on this bot."
 
 # View Channels, Send Messages, Send Messages in Threads, Create Public Threads, Embed Links,
 # Attach Files, Read Message History: everything the bot does, nothing more.
@@ -77,11 +69,6 @@ def intents_for(settings: Settings) -> discord.Intents:
     return intents
 
 
-def strip_mention(text: str, bot_id: int) -> str:
-    """`<@bot> hello` → `hello` (a mention is how follow-ups arrive without the intent)."""
-    return re.sub(rf"^\s*<@!?{bot_id}>\s*", "", text or "").strip()
-
-
 class DiscordBot:
     """One Discord connection serving every guild the bot is in."""
 
@@ -97,6 +84,7 @@ class DiscordBot:
         # Every REST call discord.py makes for this bot counts against Discord's global limit.
         route_through(self.client.http, self.limiter)
         self._tasks = BackgroundTasks("discord")
+        self._upload_limits: dict[str, int] = {}
         self._connection: asyncio.Task[None] | None = None
         self.client.on_message = self._on_message  # type: ignore[attr-defined]
         self.client.on_interaction = self._on_interaction  # type: ignore[attr-defined]
@@ -147,23 +135,17 @@ class DiscordBot:
             synced = await self.tree.sync(guild=guild)
         return [command.name for command in synced]
 
-    async def notify_interrupted(self, turns: list[TurnRecord]) -> None:
-        """Tell each thread whose answer a restart cut off to send its message again."""
-        for turn in turns:
-            surface = await self.surface_for(turn.key)
-            if surface is None:
-                continue
-            try:
-                await surface.post(View(text=INTERRUPTED))
-            except discord.HTTPException as exc:
-                log.warning("discord: could not notify thread %s: %s", turn.key.thread, exc)
+    # --- the Platform port ---------------------------------------------------------------
 
-    async def surface_for(
-        self, key: ThreadKey, *, upload_limit: int | None = None
-    ) -> Surface | None:
-        """The surface for one of our threads; None for another platform's key."""
-        if key.platform != PLATFORM:
-            return None
+    admins = "people with Manage Channels"
+
+    @property
+    def name(self) -> str:
+        return PLATFORM
+
+    def surface(self, key: ThreadKey, *, user_id: str | None = None) -> DiscordSurface:
+        """The surface of one of our threads; uploads up to the guild's limit."""
+        upload_limit = self._upload_limits.get(key.workspace)
         if upload_limit is None:
             guild = self.client.get_guild(int(key.workspace))
             upload_limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
@@ -171,9 +153,38 @@ class DiscordBot:
             client=self.client, key=key, limiter=self.limiter, upload_limit=upload_limit
         )
 
-    def _spawn(self, work: Coroutine[Any, Any, None], *, name: str) -> None:
-        """Run long work after the platform has been answered."""
-        self._tasks.spawn(work, name=name)
+    async def open_thread(self, channel: ChannelKey, *, root: View, title: str) -> ThreadKey:
+        """Post the root message and open a public thread from it.
+
+        The root post takes a slot in the parent channel (and the global window); creating
+        the thread takes a global slot in `route_through`."""
+        parent = self.client.get_channel(int(channel.channel))
+        if not isinstance(parent, discord.TextChannel):
+            raise PlatformRefused(NO_THREAD, detail=f"channel {channel.channel} not cached")
+        try:
+            await self.limiter.acquire(str(parent.id))
+            with discord_errors(), paid():
+                message = await parent.send(content_of(root), allowed_mentions=NO_MENTIONS)
+            with discord_errors():
+                thread = await parent.create_thread(
+                    name=title, message=message, auto_archive_duration=1440
+                )
+        except PlatformError as err:
+            raise PlatformRefused(NO_THREAD, detail=err.detail, code=err.code) from err
+        return ThreadKey(PLATFORM, channel.workspace, channel.channel, str(thread.id))
+
+    async def is_admin(self, user_id: str, channel: ChannelKey) -> bool:
+        """Never asked: every interaction carries the person's permissions (the hint)."""
+        return False
+
+    def _learn_upload_limit(self, interaction: discord.Interaction) -> None:
+        """Interactions carry the upload limit that applies (boosts included): remember it
+        per guild for the surfaces of its threads."""
+        if interaction.guild_id is not None:
+            self._upload_limits[str(interaction.guild_id)] = interaction.filesize_limit
+
+    def _handle(self, inbound: Inbound, name: str) -> None:
+        self._tasks.spawn(self._core.commands.handle(self, inbound), name=name)
 
     @property
     def _core(self) -> Core:
@@ -181,238 +192,61 @@ class DiscordBot:
             raise RuntimeError("this DiscordBot was built for sync-commands only")
         return self.core
 
-    # --- slash commands -----------------------------------------------------------------
+    # --- slash commands: translate, answer within 3 s, hand over ------------------------
 
-    async def sense(
-        self, interaction: discord.Interaction, prompt: str, mode: Literal["eco", "max"] | None
+    async def on_command(
+        self, interaction: discord.Interaction, name: CommandName, text: str, **extra: Any
     ) -> None:
+        """Every slash command: refused at once, answered directly (eco) or deferred."""
+        self._learn_upload_limit(interaction)
+        command = to_command(interaction, name, text, **extra)
+        refusal = self._core.commands.precheck(command)
+        if refusal is not None:
+            await command.reply.tell(refusal)
+            return
+        if name is CommandName.ECO:  # quick: answered in the interaction's own response
+            await self._core.commands.handle(self, command)
+            return
         await interaction.response.defer(thinking=True)
-        conversations = self._core.conversations
-        try:
-            text = conversations.check_prompt(prompt)
-        except InputError as err:
-            await interaction.edit_original_response(content="⚠️ " + err.user_message)
-            return
-        parent = self._parent_of(interaction)
-        if parent is None:
-            await interaction.edit_original_response(content=_NOT_HERE)
-            return
-        shown = await conversations.mode_for(
-            ChannelKey(PLATFORM, str(parent.guild.id), str(parent.id)), mode
-        )
-        root = f"{interaction.user.mention} asked: {_clip(text)} · {shown} mode"
-        key = await self._open_thread(interaction, parent, name=text, root=root)
-        if key is None:
-            return
-        surface = await self.surface_for(key, upload_limit=interaction.filesize_limit)
-        assert surface is not None
-        turn = Turn(
-            key=key,
-            user_id=str(interaction.user.id),
-            text=text,
-            new_thread=True,
-            mode=mode,
-            event_id=str(interaction.id),
-        )
-        self._spawn(conversations.run(turn, surface), name=f"sense-{interaction.id}")
-
-    async def eco(self, interaction: discord.Interaction, action: str) -> None:
-        parent = self._parent_of(interaction)
-        if parent is None:
-            await interaction.response.send_message(_NOT_HERE, ephemeral=True)
-            return
-        user_id = str(interaction.user.id)
-        is_admin = interaction.permissions.manage_channels
-        sentence = await self._core.conversations.eco(
-            ChannelKey(PLATFORM, str(parent.guild.id), str(parent.id)),
-            action,
-            user_id=user_id,
-            is_admin=is_admin,
-        )
-        changes = action in ("on", "off") and (is_admin or user_id in self.settings.bot_admins)
-        await interaction.response.send_message(
-            sentence, ephemeral=not changes, allowed_mentions=NO_MENTIONS
-        )
-
-    async def predict(self, interaction: discord.Interaction, model: str, prompt: str) -> None:
-        jobs = self._core.jobs
-        if jobs is None:
-            await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
-            return
-        user_id = str(interaction.user.id)
-
-        def run(key: ThreadKey, surface: Surface) -> Coroutine[Any, Any, None]:
-            return jobs.run_prediction(
-                key=key, user_id=user_id, model=model, prompt=prompt, surface=surface
-            )
-
-        root = f"{interaction.user.mention} ran `{model[:100]}`: {_clip(prompt)}"
-        await self._job_thread(interaction, name=f"{model}: {prompt}", root=root, run=run)
-
-    async def workflow(
-        self, interaction: discord.Interaction, workflow_id: str, inputs: str
-    ) -> None:
-        jobs = self._core.jobs
-        if jobs is None:
-            await interaction.response.send_message(UNAVAILABLE, ephemeral=True)
-            return
-        try:
-            wf_id, values = parse_workflow_args(f"{workflow_id} {inputs}")
-        except InputError as err:
-            await interaction.response.send_message("⚠️ " + err.user_message, ephemeral=True)
-            return
-        user_id = str(interaction.user.id)
-
-        def run(key: ThreadKey, surface: Surface) -> Coroutine[Any, Any, None]:
-            return jobs.run_workflow(
-                key=key, user_id=user_id, workflow_id=wf_id, inputs=values, surface=surface
-            )
-
-        root = f"{interaction.user.mention} ran workflow `{wf_id[:100]}`"
-        await self._job_thread(interaction, name=f"workflow {wf_id}", root=root, run=run)
-
-    async def _job_thread(
-        self,
-        interaction: discord.Interaction,
-        *,
-        name: str,
-        root: str,
-        run: Callable[[ThreadKey, Surface], Coroutine[Any, Any, None]],
-    ) -> None:
-        """A direct run's thread, opened like `/sense`'s; the run goes on in the background."""
-        await interaction.response.defer(thinking=True)
-        parent = self._parent_of(interaction)
-        if parent is None:
-            await interaction.edit_original_response(content=_NOT_HERE)
-            return
-        key = await self._open_thread(interaction, parent, name=name, root=root)
-        if key is None:
-            return
-        surface = await self.surface_for(key, upload_limit=interaction.filesize_limit)
-        assert surface is not None
-        self._spawn(run(key, surface), name=f"job-{interaction.id}")
+        self._handle(command, f"{name.value}-{interaction.id}")
 
     async def models(self, query: str) -> list[tuple[str, str]]:
-        jobs = self._core.jobs
-        if jobs is None:
-            return []
         try:
-            return await jobs.models(query)
+            return await self._core.jobs.models(query)
         except BotError as err:
             log.info("discord: model autocomplete failed: %s", err.detail)
             return []
 
-    def _parent_of(self, interaction: discord.Interaction) -> discord.TextChannel | None:
-        """The text channel a command's thread opens in (the parent when used in a thread)."""
-        channel = interaction.channel
-        if isinstance(channel, discord.Thread):
-            channel = channel.parent
-        return channel if isinstance(channel, discord.TextChannel) else None
-
-    async def _open_thread(
-        self, interaction: discord.Interaction, parent: discord.TextChannel, *, name: str, root: str
-    ) -> ThreadKey | None:
-        """Post the root message, open a public thread from it and point the deferred
-        response at it. None (after telling the person) when Discord refuses.
-
-        The root post takes a slot in the parent channel (and the global window); creating
-        the thread takes a global slot in `route_through`."""
-        try:
-            await self.limiter.acquire(str(parent.id))
-            with paid():
-                message = await parent.send(root, allowed_mentions=NO_MENTIONS)
-            title = " ".join(name.split())[:THREAD_NAME_MAX] or "each::sense"
-            thread = await parent.create_thread(
-                name=title, message=message, auto_archive_duration=1440
-            )
-        except discord.HTTPException as exc:
-            log.warning("discord: could not open a thread in %s: %s", parent.id, exc)
-            await interaction.edit_original_response(content=_NO_THREAD)
-            return None
-        await interaction.edit_original_response(content=f"Answering in {thread.mention}")
-        return ThreadKey(PLATFORM, str(parent.guild.id), str(parent.id), str(thread.id))
-
     # --- messages and buttons -----------------------------------------------------------
 
     async def _on_message(self, message: discord.Message) -> None:
-        """A message in one of our threads continues its session."""
         me = self.client.user
-        channel = message.channel
-        if message.author.bot or me is None or message.guild is None:
+        if self.core is None or me is None:
             return
-        if not isinstance(channel, discord.Thread) or channel.parent_id is None:
-            return
-        mentioned = any(user.id == me.id for user in message.mentions)
-        if not self.settings.discord_message_content and not mentioned:
-            return
-        text = strip_mention(message.content, me.id)
-        if not text:
-            return
-        key = ThreadKey(PLATFORM, str(message.guild.id), str(channel.parent_id), str(channel.id))
-        if self.core is None or not await self.core.conversations.is_bot_thread(key):
-            return
-        images = tuple(
-            a.url for a in message.attachments if (a.content_type or "").startswith("image/")
-        )[:MAX_IMAGES]
-        turn = Turn(
-            key=key,
-            user_id=str(message.author.id),
-            text=text,
-            event_id=str(message.id),
-            image_urls=images,
+        inbound = to_message(
+            message, bot_id=me.id, reads_content=self.settings.discord_message_content
         )
-        surface = await self.surface_for(key)
-        assert surface is not None
-        self._spawn(self.core.conversations.run(turn, surface), name=f"message-{message.id}")
+        if inbound is not None:
+            self._handle(inbound, f"message-{message.id}")
 
     async def _on_interaction(self, interaction: discord.Interaction) -> None:
         """Button clicks: everything needed is in the custom_id (works after a restart)."""
         if interaction.type != discord.InteractionType.component or self.core is None:
             return
-        data = cast(dict[str, Any], interaction.data or {})
-        decoded = decode_button(str(data.get("custom_id", "")))
-        key = self._thread_key(interaction)
-        if decoded is None or key is None:
+        click = to_click(interaction)
+        if click is None:
             return
-        action, value = decoded
-        user_id = str(interaction.user.id)
-        conversations = self.core.conversations
-        if action is ButtonAction.STOP:
-            sentence = await conversations.stop(value, user_id=user_id)
-            await interaction.response.send_message(sentence, ephemeral=True)
-        elif action is ButtonAction.CANCEL_JOB:
+        self._learn_upload_limit(interaction)
+        if click.action is ButtonAction.STOP:  # quick: answered in the click's response
+            await self._core.commands.handle(self, click)
+            return
+        if click.action is ButtonAction.CANCEL_JOB:
             # Eachlabs' cancel may take longer than the 3 s Discord gives a click: answer
             # first (privately), then say how it went.
             await interaction.response.defer(ephemeral=True, thinking=True)
-            jobs = self.core.jobs
-            sentence = await jobs.cancel(value, user_id=user_id) if jobs else UNAVAILABLE
-            await interaction.followup.send(sentence, ephemeral=True, allowed_mentions=NO_MENTIONS)
-        elif action is ButtonAction.REGENERATE:
+        else:
             await interaction.response.defer()
-            surface = await self.surface_for(key)
-            assert surface is not None
-            work = conversations.regenerate(value, user_id=user_id, surface=surface)
-            self._spawn(work, name=f"regen-{interaction.id}")
-        elif action is ButtonAction.ANSWER:
-            await interaction.response.defer()
-            surface = await self.surface_for(key)
-            assert surface is not None
-            turn = Turn(key=key, user_id=user_id, text=value, event_id=str(interaction.id))
-            self._spawn(self._answer(turn, surface), name=f"answer-{interaction.id}")
-
-    async def _answer(self, turn: Turn, surface: Surface) -> None:
-        """A clarification option: show who chose what, then answer in the same session."""
-        await surface.post(View(text=f"<@{turn.user_id}> chose: {turn.text}"))
-        assert self.core is not None
-        await self.core.conversations.run(turn, surface)
-
-    @staticmethod
-    def _thread_key(interaction: discord.Interaction) -> ThreadKey | None:
-        channel = interaction.channel
-        parent_id = getattr(channel, "parent_id", None)
-        if channel is None or parent_id is None or interaction.guild_id is None:
-            return None
-        return ThreadKey(PLATFORM, str(interaction.guild_id), str(parent_id), str(channel.id))
+        self._handle(click, f"click-{interaction.id}")
 
 
 async def sync_commands(settings: Settings, guilds: list[int | None]) -> list[str]:
@@ -430,12 +264,7 @@ async def sync_commands(settings: Settings, guilds: list[int | None]) -> list[st
     return names
 
 
-def _clip(text: str) -> str:
-    return text if len(text) <= ROOT_PROMPT_MAX else text[: ROOT_PROMPT_MAX - 1] + "…"
-
-
-_NOT_HERE = "Use this command in a server text channel (I answer in a thread there)."
-_NO_THREAD = (
+NO_THREAD = (
     "I could not open a thread here. I need these permissions in this channel: Send Messages, "
     "Create Public Threads and Send Messages in Threads."
 )

@@ -6,25 +6,19 @@ without starting a bot.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import discord
 from discord import app_commands
+
+from bot.models import CommandName
 
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 
 
 class Handlers(Protocol):
-    async def sense(
-        self, interaction: discord.Interaction, prompt: str, mode: Literal["eco", "max"] | None
-    ) -> None: ...
-
-    async def eco(self, interaction: discord.Interaction, action: str) -> None: ...
-
-    async def predict(self, interaction: discord.Interaction, model: str, prompt: str) -> None: ...
-
-    async def workflow(
-        self, interaction: discord.Interaction, workflow_id: str, inputs: str
+    async def on_command(
+        self, interaction: discord.Interaction, name: CommandName, text: str, **extra: Any
     ) -> None: ...
 
     async def models(self, query: str) -> list[tuple[str, str]]: ...
@@ -40,19 +34,19 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
         prompt: str,
         mode: Literal["eco", "max"] | None = None,
     ) -> None:
-        await handlers.sense(interaction, prompt, mode)
+        await handlers.on_command(interaction, CommandName.SENSE, prompt, mode=mode)
 
     @tree.command(name="sense-eco", description="Eco mode for this channel: on, off or status")
     @app_commands.describe(action="on and off need Manage Channels")
     async def sense_eco(
         interaction: discord.Interaction, action: Literal["on", "off", "status"] = "status"
     ) -> None:
-        await handlers.eco(interaction, action)
+        await handlers.on_command(interaction, CommandName.ECO, action)
 
     @tree.command(name="sense-predict", description="Run one Eachlabs model on a prompt")
     @app_commands.describe(model="The model's slug", prompt="The model's prompt")
     async def sense_predict(interaction: discord.Interaction, model: str, prompt: str) -> None:
-        await handlers.predict(interaction, model, prompt)
+        await handlers.on_command(interaction, CommandName.PREDICT, f"{model} {prompt}")
 
     @sense_predict.autocomplete("model")
     async def model_choices(
@@ -69,4 +63,4 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
     async def sense_workflow(
         interaction: discord.Interaction, workflow_id: str, inputs: str = ""
     ) -> None:
-        await handlers.workflow(interaction, workflow_id, inputs)
+        await handlers.on_command(interaction, CommandName.WORKFLOW, f"{workflow_id} {inputs}")

@@ -27,7 +27,8 @@ _STYLES = {
 
 def content_of(view: View) -> str:
     """The text above, the status line below it (the renderer keeps both within 2,000)."""
-    content = STATUS_GAP.join(part for part in (view.text, view.status) if part)
+    text = f"<@{view.by}> {view.text}" if view.by else view.text  # shown, never a ping
+    content = STATUS_GAP.join(part for part in (text, view.status) if part)
     return content[:MAX_CONTENT] or EMPTY
 
 

@@ -1,32 +1,22 @@
-"""Slack payloads in, neutral decisions out: the one place that reads Slack's JSON shapes.
+"""Slack payloads in, neutral objects out: the one place that reads Slack's JSON shapes.
 
-Pure functions, so the rules (which messages count, which thread a message belongs to) are
-easy to read and test without a network.
+One pure function per payload kind (a slash command, a message event, a block action), so
+what each payload means is easy to read and test without a network. Which of them the bot
+acts on is the core's (`bot.commands`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from adapters.slack.surface import escape
-from bot.models import Mode, ThreadKey
+from bot.buttons import decode_button
+from bot.models import ChannelKey, Click, Command, CommandName, Message, ThreadKey
 
 PLATFORM = "slack"
 # Subtypes a person's message may carry; every other one (message_changed, message_deleted,
 # bot_message, channel_join, ...) is not a prompt. Our own edits cause message_changed.
 PROMPT_SUBTYPES = frozenset({None, "", "file_share", "thread_broadcast"})
-
-
-@dataclass(frozen=True, slots=True)
-class Incoming:
-    """A message event that should become a turn."""
-
-    key: ThreadKey
-    user_id: str
-    text: str
-    top_level: bool  # not in a thread yet: the answer starts a new one under it
 
 
 def strip_mentions(text: str, bot_user_id: str | None) -> str:
@@ -47,10 +37,27 @@ def team_of(body: dict[str, Any]) -> str:
     return str(team)
 
 
-def from_message_event(
+def to_command(body: dict[str, Any], *, reply: Any) -> Command | None:
+    """A slash command payload; None for a command that is not ours."""
+    try:
+        name = CommandName(str(body.get("command") or "").lstrip("/"))
+    except ValueError:
+        return None
+    channel = ChannelKey(PLATFORM, team_of(body), str(body.get("channel_id") or ""))
+    return Command(
+        name=name,
+        channel=channel,
+        user_id=str(body.get("user_id") or ""),
+        text=body.get("text") or "",
+        reply=reply,
+    )
+
+
+def to_message(
     body: dict[str, Any], event: dict[str, Any], *, bot_user_id: str | None
-) -> Incoming | None:
-    """An `app_mention` or `message` event as a prompt, or None when it is not one."""
+) -> Message | None:
+    """An `app_mention` or `message` event as a person's message, or None when it is none
+    (the bot's own posts and edits, other subtypes, malformed events)."""
     if event.get("bot_id") or event.get("subtype") not in PROMPT_SUBTYPES:
         return None
     user = event.get("user")
@@ -59,20 +66,38 @@ def from_message_event(
     channel, ts = event.get("channel"), event.get("ts")
     if not channel or not ts:
         return None
+    text = event.get("text") or ""
     thread_ts = event.get("thread_ts")
-    top_level = not thread_ts
-    key = ThreadKey(PLATFORM, team_of(body), str(channel), str(thread_ts or ts))
-    return Incoming(key, str(user), strip_mentions(event.get("text") or "", bot_user_id), top_level)
+    mentioned = event.get("type") == "app_mention" or bool(
+        bot_user_id and f"<@{bot_user_id}" in text
+    )
+    return Message(
+        key=ThreadKey(PLATFORM, team_of(body), str(channel), str(thread_ts or ts)),
+        user_id=str(user),
+        text=strip_mentions(text, bot_user_id),
+        message_id=str(ts),
+        top_level=not thread_ts,
+        direct=event.get("channel_type") == "im",
+        mentioned=mentioned,
+    )
 
 
-def root_text(*, user_id: str, prompt: str, mode: Mode, what: str = "asked") -> str:
-    """The channel message a `/sense` thread hangs under (mrkdwn, escaped)."""
-    shown = prompt if len(prompt) <= 1500 else prompt[:1499] + "…"
-    return f"<@{user_id}> {what}: {escape(shown)} · _{mode} mode_"
-
-
-def split_command_text(text: str) -> str:
-    return " ".join((text or "").split())
+def to_click(body: dict[str, Any], *, reply: Any) -> Click | None:
+    """A block action on one of our buttons, or None."""
+    actions = body.get("actions") or []
+    place = thread_of_action(body)
+    decoded = decode_button(actions[0].get("action_id", "")) if actions else None
+    if decoded is None or place is None:
+        return None
+    action, value = decoded
+    channel, thread_ts = place
+    return Click(
+        key=ThreadKey(PLATFORM, team_of(body), channel, thread_ts),
+        user_id=str((body.get("user") or {}).get("id", "")),
+        action=action,
+        value=actions[0].get("value") or value,  # the full value (ids may be cut to fit)
+        reply=reply,
+    )
 
 
 def thread_of_action(body: dict[str, Any]) -> tuple[str, str] | None:

@@ -88,6 +88,8 @@ def render(view: View) -> tuple[str, list[dict[str, Any]]]:
     """(fallback text, blocks) for one View."""
     blocks: list[dict[str, Any]] = []
     body = to_mrkdwn(view.text) if view.text.strip() else ""
+    if view.by:  # our own mention syntax, added after escaping: it cannot be forged
+        body = f"<@{escape(view.by)}> {body}"
     for part in _chunks(body, SECTION_CHARS):
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": part}})
     if view.status:

@@ -1,0 +1,32 @@
+"""The core's services, bundled: what adapters are handed and what the root builds.
+
+Adapters see the core through this: the command flow to hand inbound payloads to, the
+process's HTTP session to share, the settings. It names no platform and no store module;
+`bot.app` (the composition root) builds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+
+from bot.commands import Commands
+from bot.config import Settings
+from bot.conversations import Conversations
+from bot.eachsense import EachSenseClient
+from bot.jobs import Jobs
+from bot.media import MediaFetcher
+from bot.ports import Store
+
+
+@dataclass
+class Core:
+    settings: Settings
+    session: aiohttp.ClientSession
+    store: Store
+    agent: EachSenseClient
+    media: MediaFetcher
+    conversations: Conversations
+    jobs: Jobs
+    commands: Commands
