@@ -253,3 +253,26 @@ async def test_idle_threads_leave_no_per_thread_state(core: Core) -> None:
     assert core.conversations._slots == {}
     assert core.conversations._per_user == {}
     assert core.conversations._running == {}
+
+
+async def test_a_store_failure_before_the_answer_is_told_not_silent(
+    core: Core, sim: Simulator
+) -> None:
+    surface = RecordingSurface()
+    await core.store.close()  # every store call now fails, as a locked or lost database does
+    await core.conversations.run(Turn(KEY, "U1", "draw a red fox", new_thread=True), surface)
+    assert [v.text for v in surface.messages.values()] == [
+        "⚠️ Something went wrong. Please try again."
+    ]
+    assert not sim.requests
+
+
+async def test_a_turn_past_its_deadline_is_stopped_with_a_sentence(sim: Simulator) -> None:
+    core = await build_core(simulated(make_settings(max_turn_seconds=0.3), sim))
+    try:
+        surface = RecordingSurface()
+        await core.conversations.run(Turn(KEY, "U1", "fail:stall", new_thread=True), surface)
+        assert "took longer than 1 minutes" in surface.all_text()
+        assert core.conversations.running_turns == 0
+    finally:
+        await close_core(core)

@@ -385,3 +385,31 @@ async def test_sixty_concurrent_threads_stay_inside_the_global_limit(env: Env) -
     # the opening burst alone (root posts and threads) is over Discord's 50/s: it was spread
     assert len(fake.calls_to("POST", r"/messages/\d+/threads$")) == 60
     assert all(i.callback_at and i.callback_at - i.injected_at < 3.0 for i in inters)
+
+
+async def test_a_bad_prompt_is_refused_privately_before_anything_opens(env: Env) -> None:
+    fake = env.fake
+    inter = await fake.slash("sense", {"prompt": "   "})
+    await fake.wait_for(lambda: inter.callbacks, what="the refusal")
+    reply = inter.callbacks[0]
+    assert reply["type"] == 4 and reply["data"]["flags"] & EPHEMERAL
+    assert "Please write a prompt" in reply["data"]["content"]
+    assert not fake.threads() and not env.sim.requests
+
+
+async def test_a_clarification_choice_is_echoed_on_discord_as_on_slack(env: Env) -> None:
+    fake = env.fake
+    _, thread_id = await env.sense("ask me, no media")
+    messages = await env.answer(thread_id)
+    option = next(
+        c
+        for m in messages
+        for row in m["components"]
+        for c in row["components"]
+        if c["custom_id"].startswith("sense:answer:")
+    )
+    await fake.click(option["custom_id"], message_id=messages[0]["id"], user_id=fake.user_id)
+    await fake.wait_for(
+        lambda: any("chose:" in m["content"] for m in env.bot_messages(thread_id)),
+        what="the echoed choice",
+    )

@@ -514,3 +514,63 @@ async def test_concurrent_turns_share_the_budget_without_429s() -> None:
         message = slack.message(f"C{i % 2}", ts)
         assert message is not None and message.text == f"turn {i} final"
     assert len(slack.calls_to("chat.update")) < 6 * 31 / 3  # coalesced, not one per edit
+
+
+# --- one command flow: the behaviours Slack and Discord share --------------------------
+
+
+async def test_a_mention_in_someone_elses_thread_generates_once(rig: Rig) -> None:
+    """Slack sends `app_mention` and `message` (different event ids) for one post: the
+    message itself is handled once, whichever event comes first."""
+    post = {
+        "channel": "C1",
+        "user": "U1",
+        "text": "<@UBOT> just text",
+        "ts": "1800000001.000002",
+        "thread_ts": "1800000001.000001",  # a person's thread, not one of ours
+        "channel_type": "channel",
+    }
+    await rig.event({**post, "type": "app_mention"}, event_id="EvMention")
+    await rig.event({**post, "type": "message"}, event_id="EvMessage")
+    await until(lambda: finished(rig.slack, "C1", "1800000001.000001"), what="the answer")
+    await rig.bot.wait_idle()
+    assert len(rig.sim.requests) == 1
+    assert not any("Queued" in m.all_text for m in rig.slack.thread("C1", "1800000001.000001"))
+
+
+async def test_the_restart_notice_is_the_cores(rig: Rig) -> None:
+    from bot.conversations import INTERRUPTED
+    from bot.models import ThreadKey, TurnRecord, TurnStatus
+
+    key = ThreadKey("slack", TEAM, "C1", "1700000009.000001")
+    record = TurnRecord("t1", key, "U1", "x", TurnStatus.INTERRUPTED, 0.0)
+    await rig.bot.core.commands.notify_interrupted([rig.bot], [record])
+    [notice] = rig.slack.thread("C1", "1700000009.000001")
+    assert notice.all_text.startswith(escape(INTERRUPTED)[:40])
+
+
+async def test_bad_predict_arguments_are_refused_in_the_ack(rig: Rig) -> None:
+    status, body = await rig.command("/sense-predict", "flux-schnell")
+    assert status == 200 and "Usage" in body
+    await rig.bot.wait_idle()
+    assert not rig.slack.top_level("C1")
+
+
+async def test_direct_runs_count_against_the_persons_cap(
+    settings_for: Callable[..., Settings],
+) -> None:
+    async with Simulator(speed=1000) as sim, FakeSlack() as slack:
+        settings = settings_for(slack, sim, max_turns_per_user=1)
+        core, http, bot = await make_rig(settings, slack, sim, fast_limiter())
+        rig = Rig(slack, sim, bot, http, core.session)
+        try:
+            await rig.command("/sense", "fail:stall forever")
+            await until(lambda: rig.sim.requests, what="the stalled turn")
+            await rig.command("/sense-predict", "flux-schnell a cat")
+            second = await until(lambda: rig.slack.top_level("C1")[1:], what="the run's root")
+            notice = await until(lambda: rig.slack.thread("C1", second[0].ts), what="refusal")
+            assert "You already have 1 requests running" in notice[0].all_text
+        finally:
+            await bot.stop()
+            await http.stop()
+            await close_core(core)
