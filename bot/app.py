@@ -179,7 +179,10 @@ async def run(settings: Settings, platform: str) -> int:
             await serve(core, http, specs, started)
             names = ", ".join(p.name for p in started) or "no platform"
             notice(f"eachsense-bot is running ({names}). Ctrl-C stops it.")
+            http.ready = True
             await wait_for_signal()
+            http.ready = False  # /readyz: 503 at once; /healthz stays 200 while draining
+            await core.conversations.drain(live.shutdown_grace)
         finally:
             for platform_ in reversed(started):
                 with contextlib.suppress(Exception):

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     max_concurrent_turns: int = Field(64, gt=0)
     max_turns_per_user: int = Field(3, gt=0)
     max_turn_seconds: float = Field(900.0, gt=0)
+    shutdown_grace: float = Field(8.0, ge=0)
     live_edits_per_second: float = Field(100.0, ge=0)
     event_dedupe_ttl: float = Field(24 * 3600.0, gt=0)
     media_allow_insecure: bool = False

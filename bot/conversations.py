@@ -53,6 +53,8 @@ INTERRUPTED = (
     "⚠️ The bot restarted while answering here, so that answer was lost. "
     "Please send your message again."
 )
+RESTARTING = "The bot is restarting right now. Please send your message again in a moment."
+DRAIN_EDIT_TIMEOUT = 10.0  # for the interrupted turns' final edits during a drain
 ECO_USAGE = "Use `/sense-eco on`, `/sense-eco off` or `/sense-eco status`."
 
 
@@ -96,6 +98,9 @@ class Conversations:
         self._global = asyncio.Semaphore(settings.max_concurrent_turns)
         self._per_user: dict[str, int] = {}
         self._running: dict[str, _Running] = {}
+        self._turn_tasks: set[asyncio.Task[object]] = set()  # tasks inside `_run_turn`
+        self._draining = False
+        self._interrupting = False
         rate = settings.live_edits_per_second
         self._edit_budget = EditBudget(rate) if rate > 0 else None
 
@@ -140,6 +145,8 @@ class Conversations:
             log.info("ignoring redelivered event %r", turn.event_id[:80])
             return
         try:
+            if self._draining:
+                raise BusyError(RESTARTING)
             prompt = self.check_prompt(turn.text)
             with self.user_slot(turn.user_id):
                 record = await self._thread_for(turn)
@@ -238,6 +245,9 @@ class Conversations:
             name=f"turn-{turn_id}",
         )
         self._running[turn_id] = _Running(task, turn.user_id, turn.key)
+        me = asyncio.current_task()
+        if me is not None:
+            self._turn_tasks.add(me)
         status = TurnStatus.FAILED
         try:
             await asyncio.shield(task)
@@ -246,8 +256,12 @@ class Conversations:
             if not task.cancelled():  # we were cancelled (shutdown): stop the stream too
                 task.cancel()
                 raise
-            await renderer.cancelled()
-            status = TurnStatus.CANCELLED
+            if self._interrupting:  # a drain ran out of grace: hand the turn back
+                await renderer.interrupted()
+                status = TurnStatus.INTERRUPTED
+            else:
+                await renderer.cancelled()
+                status = TurnStatus.CANCELLED
         except BotError as err:
             log.info("turn %s failed: %s", turn_id, err.detail)
             await renderer.fail(err)
@@ -256,6 +270,8 @@ class Conversations:
             await renderer.fail(BotError())
         finally:
             self._running.pop(turn_id, None)
+            if me is not None:
+                self._turn_tasks.discard(me)
             with contextlib.suppress(Exception):
                 now = self._clock()
                 await self.store.finish_turn(turn_id, status=status, at=now)
@@ -392,6 +408,24 @@ class Conversations:
         if turns:
             log.warning("%d turns were interrupted by a restart", len(turns))
         return turns
+
+    async def drain(self, grace: float) -> None:
+        """Graceful stop (SIGTERM): take no new turns, give the running ones `grace`
+        seconds, then cut the rest off with a final edit that says so (Regenerate retries)
+        and mark them interrupted. No live answer is left with a Stop button."""
+        self._draining = True
+        running = [r.task for r in self._running.values()]
+        if running:
+            await asyncio.wait(running, timeout=grace)
+        self._interrupting = True
+        for left in list(self._running.values()):
+            left.task.cancel()
+        if self._turn_tasks:
+            await asyncio.wait(list(self._turn_tasks), timeout=DRAIN_EDIT_TIMEOUT)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
 
     async def aclose(self) -> None:
         tasks = [running.task for running in self._running.values()]

@@ -1,4 +1,8 @@
-"""The bot's own aiohttp server: Slack HTTP-mode events, Eachlabs webhooks, `/healthz`.
+"""The bot's own aiohttp server: platform events, Eachlabs webhooks, `/healthz`, `/readyz`.
+
+`/healthz` says the process lives (200 while it runs); `/readyz` says it takes new work:
+200 once started, 503 from the moment a drain begins, so a load balancer stops sending it
+requests while its running answers finish.
 
 One server for everything so a deployment exposes a single port (`HTTP_PORT`).
 """
@@ -23,7 +27,12 @@ class HttpServer:
         self._port = port
         self.app = web.Application(client_max_size=2 * 1024 * 1024)
         self.app.router.add_get("/healthz", _healthz)
+        self.app.router.add_get("/readyz", self._readyz)
+        self.ready = False
         self._runner: web.AppRunner | None = None
+
+    async def _readyz(self, _request: web.Request) -> web.Response:
+        return web.json_response({"ready": self.ready}, status=200 if self.ready else 503)
 
     def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
         """Mount routes; only before `start()` (aiohttp freezes the router then)."""

@@ -61,6 +61,7 @@ STATUS_GAP = 2  # characters an adapter may put between the status line and the 
 NEAR_FULL = 0.8  # past this share of a page, live text stops at a word break
 MAX_SOURCES = 5
 MAX_BUTTON_LABEL = 80
+INTERRUPTED_STATUS = "⚠️ Interrupted by a restart: press Regenerate or send it again."
 MAX_ANSWER_BUTTONS = 24  # Discord allows 25 components; one is Regenerate
 
 
@@ -198,6 +199,10 @@ class ReplyRenderer:
     async def cancelled(self) -> None:
         """The person pressed Stop: keep the text, say it stopped."""
         await self._close("⏹️ Stopped.", with_extras=False)
+
+    async def interrupted(self) -> None:
+        """A restart cut the turn off: keep the text, say so; Regenerate retries it."""
+        await self._close(INTERRUPTED_STATUS, with_extras=False)
 
     # --- the flusher --------------------------------------------------------------------
 

@@ -276,3 +276,27 @@ async def test_a_turn_past_its_deadline_is_stopped_with_a_sentence(sim: Simulato
         assert core.conversations.running_turns == 0
     finally:
         await close_core(core)
+
+
+async def test_a_drain_hands_back_a_turn_that_outlives_the_grace(sim: Simulator) -> None:
+    """SIGTERM: the live answer gets a final edit saying so, with Regenerate and no Stop,
+    the turn is stored as interrupted, and new messages are refused with a sentence."""
+    core = await build_core(simulated(make_settings(), sim))
+    try:
+        surface = RecordingSurface()
+        turn = asyncio.create_task(
+            core.conversations.run(Turn(KEY, "U1", "fail:stall", new_thread=True), surface)
+        )
+        await wait_until(lambda: core.conversations.running_turns == 1)
+        await core.conversations.drain(0.05)
+        await turn
+        final = surface.messages[surface.finals[-1]]
+        assert "Interrupted by a restart" in final.status
+        assert [b.action for b in final.buttons] == [ButtonAction.REGENERATE]
+        [record] = [await core.store.get_turn(b.value) for b in final.buttons]
+        assert record is not None and record.status is TurnStatus.INTERRUPTED
+        late = RecordingSurface()
+        await core.conversations.run(Turn(OTHER, "U2", "hello", new_thread=True), late)
+        assert "restarting" in late.all_text()
+    finally:
+        await close_core(core)
