@@ -132,6 +132,7 @@ class Shell:
     command flow, exactly as Slack and Discord payloads do."""
 
     name = PLATFORM
+    connected = True
     admins = "the console user"
 
     def __init__(self, core: Core, *, out: TextIO | None = None) -> None:

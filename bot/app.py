@@ -30,6 +30,8 @@ from bot.eachsense import EachSenseClient
 from bot.http import HttpServer
 from bot.jobs import Jobs
 from bot.media import MediaFetcher
+from bot.metrics import Metrics
+from bot.models import ChannelKey
 from bot.ports import AdapterSpec, Platform
 from bot.webhooks import webhook_routes
 from simulator import Simulator
@@ -57,12 +59,13 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 20, 50)
 
 
-def new_http_session() -> aiohttp.ClientSession:
+def new_http_session(*, metrics: Metrics | None = None) -> aiohttp.ClientSession:
     """The one `ClientSession` of the process: pooled connections to every service."""
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
+    traces = [metrics.trace_config()] if metrics is not None else []
     # trust_env=False: with it aiohttp looks up netrc and proxy settings in a thread on every
     # request (two thread-pool hops each); every remote base URL is a setting instead.
-    return aiohttp.ClientSession(connector=connector, trust_env=False)
+    return aiohttp.ClientSession(connector=connector, trust_env=False, trace_configs=traces)
 
 
 def simulated(settings: Settings, sim: Simulator) -> Settings:
@@ -79,7 +82,8 @@ def simulated(settings: Settings, sim: Simulator) -> Settings:
 
 
 async def build_core(settings: Settings) -> Core:
-    session = new_http_session()
+    metrics = Metrics()
+    session = new_http_session(metrics=metrics)
     try:
         store = await open_store(settings.database_url)
     except BaseException:
@@ -87,7 +91,9 @@ async def build_core(settings: Settings) -> Core:
         raise
     agent = EachSenseClient.from_settings(session, settings)
     media = MediaFetcher.from_settings(session, settings)
-    conversations = Conversations(store=store, agent=agent, media=media, settings=settings)
+    conversations = Conversations(
+        store=store, agent=agent, media=media, settings=settings, metrics=metrics
+    )
     key = settings.eachsense_api_key.get_secret_value() if settings.eachsense_api_key else None
     predictions = PredictionsClient(session, api_key=key, base_url=settings.eachlabs_api_url)
     workflows = WorkflowsClient(
@@ -101,10 +107,15 @@ async def build_core(settings: Settings) -> Core:
         api=settings.workflows_api,
     )
     jobs = Jobs(
-        store=store, predictions=predictions, workflows=workflows, media=media, settings=settings
+        store=store,
+        predictions=predictions,
+        workflows=workflows,
+        media=media,
+        settings=settings,
+        metrics=metrics,
     )
     commands = Commands(conversations=conversations, jobs=jobs, settings=settings)
-    return Core(settings, session, store, agent, media, conversations, jobs, commands)
+    return Core(settings, session, store, agent, media, conversations, jobs, commands, metrics)
 
 
 async def close_core(core: Core) -> None:
@@ -208,7 +219,24 @@ async def serve(
     await core.commands.notify_interrupted(started, interrupted)
     await core.jobs.resume(core.commands.surface_finder(started))
     http.add_routes(webhook_routes(core.jobs))
+    http.metrics = core.metrics.render
+    http.checks += [lambda: store_problem(core), lambda: platform_problem(started)]
     await http.start()
+
+
+async def store_problem(core: Core) -> str | None:
+    """For `/readyz`: None when the store answers within two seconds."""
+    try:
+        async with asyncio.timeout(2.0):
+            await core.store.get_channel(ChannelKey("readyz", "-", "-"))
+    except Exception as err:
+        return f"store unreachable ({type(err).__name__})"
+    return None
+
+
+async def platform_problem(platforms: Sequence[Platform]) -> str | None:
+    down = [p.name for p in platforms if not p.connected]
+    return f"not connected: {', '.join(down)}" if down else None
 
 
 async def wait_for_signal() -> None:
@@ -223,7 +251,7 @@ async def wait_for_signal() -> None:
 async def doctor(settings: Settings) -> int:
     from bot.doctor import doctor as check
 
-    return await check(settings, adapters())
+    return await check(settings, adapters(), open_store=open_store)
 
 
 async def sync_commands(settings: Settings, guild: int | None) -> int:

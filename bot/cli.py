@@ -63,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from bot import app
 
-    setup_logging(settings.log_level, _secrets(settings), quiet=app.QUIET_LOGGERS)
+    setup_logging(
+        settings.log_level,
+        _secrets(settings),
+        quiet=app.QUIET_LOGGERS,
+        json_lines=settings.log_format == "json",
+    )
     command = args.command or "run"
 
     actions: dict[str, Callable[[], Coroutine[Any, Any, int]]] = {

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     simulator_speed: float = Field(1.0, gt=0)
 
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("discord_guild_ids", "bot_admins", mode="before")
     @classmethod

@@ -29,6 +29,7 @@ from bot.delivery import deliver, may_act, say
 from bot.eachsense import EachSenseClient
 from bot.errors import BotError, BusyError, InputError, TurnTooLong
 from bot.media import MediaFetcher
+from bot.metrics import Metrics
 from bot.models import (
     ChannelKey,
     GenerationRecord,
@@ -87,9 +88,11 @@ class Conversations:
         agent: EachSenseClient,
         media: MediaFetcher,
         settings: Settings,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.agent = agent
         self.media = media
         self.settings = settings
@@ -209,6 +212,7 @@ class Conversations:
     ) -> None:
         slot = self._slots.setdefault(turn.key, _ThreadSlot())
         slot.users += 1
+        arrived = time.monotonic()
         try:
             if slot.lock.locked():
                 await say(surface, QUEUED)
@@ -216,14 +220,15 @@ class Conversations:
                 if self._global.locked():
                     await say(surface, WAITING)
                 async with self._global:
-                    await self._run_turn(turn, prompt, record, surface)
+                    self.metrics.queue_wait.observe(time.monotonic() - arrived)
+                    await self._run_turn(turn, prompt, record, surface, arrived=arrived)
         finally:
             slot.users -= 1
             if slot.users == 0:
                 self._slots.pop(turn.key, None)
 
     async def _run_turn(
-        self, turn: Turn, prompt: str, record: ThreadRecord, surface: Surface
+        self, turn: Turn, prompt: str, record: ThreadRecord, surface: Surface, *, arrived: float
     ) -> None:
         mode = await self.mode_for(turn.key.channel_key, record.mode)
         turn_id = uuid.uuid4().hex[:20]
@@ -240,6 +245,7 @@ class Conversations:
         )
         renderer = ReplyRenderer(surface, turn_id=turn_id, mode=mode, budget=self._edit_budget)
         await renderer.start()
+        self.metrics.first_update.observe(time.monotonic() - arrived)
         task = asyncio.create_task(
             self._finish_turn(turn_id, turn, prompt, record, mode, renderer, surface),
             name=f"turn-{turn_id}",
@@ -248,27 +254,13 @@ class Conversations:
         me = asyncio.current_task()
         if me is not None:
             self._turn_tasks.add(me)
+        self.metrics.running.inc()
         status = TurnStatus.FAILED
         try:
-            await asyncio.shield(task)
-            status = TurnStatus.DONE
-        except asyncio.CancelledError:
-            if not task.cancelled():  # we were cancelled (shutdown): stop the stream too
-                task.cancel()
-                raise
-            if self._interrupting:  # a drain ran out of grace: hand the turn back
-                await renderer.interrupted()
-                status = TurnStatus.INTERRUPTED
-            else:
-                await renderer.cancelled()
-                status = TurnStatus.CANCELLED
-        except BotError as err:
-            log.info("turn %s failed: %s", turn_id, err.detail)
-            await renderer.fail(err)
-        except Exception:
-            log.exception("turn %s crashed", turn_id)
-            await renderer.fail(BotError())
+            status = await self._outcome(turn_id, task, renderer)
         finally:
+            self.metrics.running.dec()
+            self.metrics.turns.labels(status.value).inc()
             self._running.pop(turn_id, None)
             if me is not None:
                 self._turn_tasks.discard(me)
@@ -276,6 +268,32 @@ class Conversations:
                 now = self._clock()
                 await self.store.finish_turn(turn_id, status=status, at=now)
                 await self.store.touch_thread(turn.key, at=now)
+
+    async def _outcome(
+        self, turn_id: str, task: asyncio.Task[None], renderer: ReplyRenderer
+    ) -> TurnStatus:
+        """Wait for the turn's task; whatever happened, the message shows how it ended."""
+        try:
+            await asyncio.shield(task)
+            return TurnStatus.DONE
+        except asyncio.CancelledError:
+            if not task.cancelled():  # we were cancelled (shutdown): stop the stream too
+                task.cancel()
+                raise
+            if self._interrupting:  # a drain ran out of grace: hand the turn back
+                await renderer.interrupted()
+                return TurnStatus.INTERRUPTED
+            await renderer.cancelled()
+            return TurnStatus.CANCELLED
+        except BotError as err:
+            log.info("turn %s failed: %s", turn_id, err.detail)
+            self.metrics.agent_errors.labels(getattr(err, "code", None) or type(err).__name__).inc()
+            await renderer.fail(err)
+        except Exception:
+            log.exception("turn %s crashed", turn_id)
+            self.metrics.agent_errors.labels("crash").inc()
+            await renderer.fail(BotError())
+        return TurnStatus.FAILED
 
     async def _finish_turn(
         self,
@@ -295,7 +313,9 @@ class Conversations:
         stream is over the turn leaves `_running`, so Stop can no longer cut that edit."""
         await self._stream(turn, prompt, record, mode, renderer, surface)
         self._running.pop(turn_id, None)
+        ended = time.monotonic()
         await renderer.finish()
+        self.metrics.final_edit.observe(time.monotonic() - ended)
 
     async def _stream(
         self,

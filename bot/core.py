@@ -17,6 +17,7 @@ from bot.conversations import Conversations
 from bot.eachsense import EachSenseClient
 from bot.jobs import Jobs
 from bot.media import MediaFetcher
+from bot.metrics import Metrics
 from bot.ports import Store
 
 
@@ -30,3 +31,4 @@ class Core:
     conversations: Conversations
     jobs: Jobs
     commands: Commands
+    metrics: Metrics

@@ -6,12 +6,12 @@ configured service, so a new user sees in one screen why the bot would not work.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
 
 from bot.config import Settings
-from bot.ports import AdapterSpec
+from bot.ports import AdapterSpec, Store
 
 OK, WARN, BAD = "ok  ", "warn", "FAIL"
 
@@ -33,9 +33,14 @@ async def _reach(session: aiohttp.ClientSession, url: str, headers: dict[str, st
         return f"unreachable ({type(err).__name__})"
 
 
-async def doctor(settings: Settings, adapters: Sequence[AdapterSpec]) -> int:
-    """Every check, the adapters' included; 0 when nothing is wrong."""
-    problems = 0
+async def doctor(
+    settings: Settings,
+    adapters: Sequence[AdapterSpec],
+    *,
+    open_store: Callable[[str], Awaitable[Store]],
+) -> int:
+    """Every check, the adapters' and the database's included; 0 when nothing is wrong."""
+    problems = await _database(settings, open_store)
     timeout = aiohttp.ClientTimeout(total=8)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         if settings.has_eachsense_key:
@@ -59,3 +64,23 @@ async def doctor(settings: Settings, adapters: Sequence[AdapterSpec]) -> int:
         line(WARN, "PUBLIC_URL is not set: direct runs are followed by polling only.")
     line(OK if problems == 0 else BAD, f"{problems} problem(s) found")
     return 0 if problems == 0 else 1
+
+
+async def _database(settings: Settings, open_store: Callable[[str], Awaitable[Store]]) -> int:
+    """The store opens (migrations applied) and answers; the URL is shown without a password."""
+    shown = (
+        settings.database_url.split("@")[-1]
+        if "@" in settings.database_url
+        else (settings.database_url)
+    )
+    try:
+        store = await open_store(settings.database_url)
+        try:
+            await store.running_jobs()
+        finally:
+            await store.close()
+    except Exception as err:
+        line(BAD, f"database {shown}: {type(err).__name__}: {str(err)[:200]}")
+        return 1
+    line(OK, f"database {shown} opens and answers")
+    return 0

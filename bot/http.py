@@ -10,7 +10,7 @@ One server for everything so a deployment exposes a single port (`HTTP_PORT`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
@@ -29,10 +29,30 @@ class HttpServer:
         self.app.router.add_get("/healthz", _healthz)
         self.app.router.add_get("/readyz", self._readyz)
         self.ready = False
+        self.checks: list[Callable[[], Awaitable[str | None]]] = []  # None = fine, else why not
+        self.metrics: Callable[[], tuple[bytes, str]] | None = None
+        self.app.router.add_get("/metrics", self._metrics)
         self._runner: web.AppRunner | None = None
 
     async def _readyz(self, _request: web.Request) -> web.Response:
-        return web.json_response({"ready": self.ready}, status=200 if self.ready else 503)
+        problems = [] if self.ready else ["not started or draining"]
+        for check in self.checks:
+            try:
+                why = await check()
+            except Exception as err:  # a check that fails is a reason, not a crash
+                why = f"check failed: {type(err).__name__}"
+            if why:
+                problems.append(why)
+        body = {"ready": not problems, "problems": problems}
+        return web.json_response(body, status=503 if problems else 200)
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        if self.metrics is None:
+            raise web.HTTPNotFound()
+        body, content_type = self.metrics()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
+        return response
 
     def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
         """Mount routes; only before `start()` (aiohttp freezes the router then)."""

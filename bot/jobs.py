@@ -30,6 +30,7 @@ from bot.delivery import clock_text, deliver, may_act, say
 from bot.eachlabs import JobState, PredictionsClient, WorkflowsClient, parse_job_state
 from bot.errors import BotError, JobFailed, UpstreamError
 from bot.media import MediaFetcher
+from bot.metrics import Metrics
 from bot.models import (
     Button,
     ButtonAction,
@@ -73,9 +74,11 @@ class Jobs:
         workflows: WorkflowsClient,
         media: MediaFetcher,
         settings: Settings,
+        metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.predictions = predictions
         self.workflows = workflows
         self.media = media
@@ -292,6 +295,7 @@ class Jobs:
             log.debug("job %s was already finished elsewhere", record.id)
             return
         log.info("job %s finished: %s (%d outputs)", record.id, state.status, len(state.output))
+        self.metrics.jobs.labels(record.kind.value, state.status.value).inc()
         label = _label(record.kind, record.title)
         took = clock_text(self.clock() - record.created_at)
         surface = waiter.surface

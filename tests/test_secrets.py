@@ -46,3 +46,20 @@ async def test_a_rejected_key_is_never_echoed(caplog) -> None:
     assert KEY not in shown
     assert KEY not in caplog.text
     assert KEY not in repr(settings)
+
+
+def test_json_log_lines_are_parseable_and_still_redacted(capsys) -> None:
+    import json
+
+    from bot.logs import setup_logging
+
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    setup_logging("INFO", [KEY], json_lines=True)
+    try:
+        logging.getLogger("bot.test").info("calling with %s", KEY)
+        entry = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+        assert entry["level"] == "INFO" and entry["logger"] == "bot.test"
+        assert KEY not in entry["message"] and "[redacted]" in entry["message"]
+    finally:
+        root.handlers[:], root.level = saved, level

@@ -381,6 +381,10 @@ async def test_a_429_from_slack_is_waited_out(rig: Rig) -> None:
     root = (await until(lambda: rig.slack.top_level("C1")))[0].ts
     await until(lambda: finished(rig.slack, "C1", root))
     assert len(rig.slack.ratelimited) == 1
+    # and /metrics saw it, retries included
+    metrics = rig.bot.core.metrics
+    assert metrics.platform_429s.labels("slack", "chat.postMessage")._value.get() == 1
+    assert metrics.platform_calls.labels("slack", "chat.postMessage")._value.get() >= 3
 
 
 async def test_each_sense_failure_is_shown_in_the_thread(rig: Rig) -> None:

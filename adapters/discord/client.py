@@ -75,6 +75,9 @@ class DiscordBot:
     def __init__(self, settings: Settings, core: Core | None, **client_options: Any) -> None:
         self.settings = settings
         self.core = core
+        if core is not None:  # every REST call counted in /metrics, 429s included
+            core.metrics.watch(settings.discord_api_url, platform=PLATFORM)
+            client_options.setdefault("http_trace", core.metrics.trace_config())
         self.client = discord.Client(
             intents=intents_for(settings), allowed_mentions=NO_MENTIONS, **client_options
         )
@@ -142,6 +145,10 @@ class DiscordBot:
     @property
     def name(self) -> str:
         return PLATFORM
+
+    @property
+    def connected(self) -> bool:
+        return self.client.is_ready() and not self.client.is_closed()
 
     def surface(self, key: ThreadKey, *, user_id: str | None = None) -> DiscordSurface:
         """The surface of one of our threads; uploads up to the guild's limit."""

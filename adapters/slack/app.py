@@ -64,6 +64,9 @@ class SlackBot:
             session=core.session,
         )
         self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+        # the shared session's trace counts every Web API call and 429 in /metrics
+        core.metrics.watch(settings.slack_api_url, platform=commands.PLATFORM)
+        self._started = False
         secret = settings.slack_signing_secret
         self.app = AsyncApp(
             client=self.client,
@@ -97,8 +100,10 @@ class SlackBot:
             log.info("Slack: HTTP mode, events at %s", EVENTS_PATH)
         else:
             raise ValueError("Slack HTTP mode needs the bot's HTTP server")
+        self._started = True
 
     async def stop(self) -> None:
+        self._started = False
         if self._socket is not None:
             with contextlib.suppress(Exception):
                 await self._socket.close_async()
@@ -121,6 +126,10 @@ class SlackBot:
     @property
     def name(self) -> str:
         return commands.PLATFORM
+
+    @property
+    def connected(self) -> bool:
+        return self._started
 
     def surface(self, key: ThreadKey, *, user_id: str | None = None) -> SlackSurface:
         return SlackSurface(
