@@ -413,3 +413,19 @@ async def test_a_clarification_choice_is_echoed_on_discord_as_on_slack(env: Env)
         lambda: any("chose:" in m["content"] for m in env.bot_messages(thread_id)),
         what="the echoed choice",
     )
+
+
+async def test_another_bots_message_never_starts_a_turn(env: Env) -> None:
+    """Two bots answering each other would loop forever: bot authors are ignored even when
+    they mention us in one of our threads."""
+    from tests.fakes.discord import _user
+
+    fake = env.fake
+    _, thread_id = await env.sense("just text")
+    await env.answer(thread_id)
+    other = fake.new_id()
+    fake.users[other] = _user(other, "otherbot", bot=True)
+    await fake.say(thread_id, f"<@{fake.bot_id}> hello from a bot", user_id=other)
+    await fake.say(thread_id, f"<@{fake.bot_id}> and a person")
+    await env.answer(thread_id, count=2)
+    assert [r.prompt for r in env.sim.requests][1:] == ["and a person"]

@@ -500,3 +500,20 @@ async def test_models_are_filtered_and_cached(env: Env) -> None:
     assert len(await jobs.models("")) <= 25
     listed = [p for m, p, _ in env.simjobs.requests if p.startswith("/eachlabs/v1/models")]
     assert len(listed) == 1  # three lookups, one request
+
+
+async def test_a_run_whose_record_cannot_be_saved_says_so(env: Env, tmp_path: Path) -> None:
+    """Without a record nothing can finish the job: the person is told at once, plainly."""
+    from bot.jobs import STORAGE_PROBLEM
+
+    jobs = await env.jobs(webhooks=False)
+    await env.store.close()  # the database went away between the post and the save
+    surface = RecordingSurface()
+    try:
+        await jobs.run_prediction(
+            key=KEY, user_id="U1", model="flux-schnell", prompt="a fox", surface=surface
+        )
+        [final] = surface.finals
+        assert STORAGE_PROBLEM in final.text and final.status == "❌ failed"
+    finally:
+        env.store = await SqliteStore.open(str(tmp_path / "bot.db"))

@@ -6,8 +6,9 @@ import asyncio
 import itertools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -51,7 +52,13 @@ class Call:
 
 
 class RecordingSurface:
-    """A test double of an adapter's Surface: records every call with its timing."""
+    """A test double of an adapter's Surface: records every call with its timing.
+
+    A contract breach (an edit of a message never posted) is recorded as well as raised:
+    the renderer swallows a surface's errors by design, so the `_no_breaches` fixture fails
+    the test at teardown instead."""
+
+    created: ClassVar[list[RecordingSurface]] = []
 
     def __init__(
         self,
@@ -72,7 +79,9 @@ class RecordingSurface:
         self.probe: Callable[[], str] | None = None
         self.calls: list[Call] = []
         self.messages: dict[str, View] = {}
+        self.breaches: list[str] = []
         self._changed = asyncio.Condition()
+        RecordingSurface.created.append(self)
 
     @property
     def limits(self) -> SurfaceLimits:
@@ -95,7 +104,9 @@ class RecordingSurface:
         call = Call("edit", message_id, view, final, time.monotonic())
         call.state_at_call = self.probe() if self.probe else None
         self.calls.append(call)
-        assert message_id in self.messages, "edit of a message never posted"
+        if message_id not in self.messages:
+            self.breaches.append(f"edit of {message_id}, a message never posted")
+            raise AssertionError("edit of a message never posted")
         if self.fail_edits or (final and self.fail_final_edits):
             if final and self.fail_final_edits:
                 self.fail_final_edits -= 1
@@ -128,6 +139,15 @@ class RecordingSurface:
 
     def edits(self, *, final: bool | None = None) -> list[Call]:
         return [c for c in self.calls if c.kind == "edit" and (final is None or c.final == final)]
+
+
+@pytest.fixture(autouse=True)
+def _no_breaches() -> Iterator[None]:
+    RecordingSurface.created.clear()
+    yield
+    breaches = [b for surface in RecordingSurface.created for b in surface.breaches]
+    RecordingSurface.created.clear()
+    assert not breaches, breaches
 
 
 class FakeClock:

@@ -236,6 +236,9 @@ async def test_ignores_own_edits_bots_and_unknown_threads(rig: Rig) -> None:
     await rig.event({**base, "subtype": "message_changed", "user": "U1", "text": "edit"})
     await rig.event({**base, "thread_ts": "1.000001", "user": "U1", "text": "elsewhere"})
     await rig.event({**base, "thread_ts": None, "user": "U1", "text": "top level chatter"})
+    # bolt runs listeners after the ack (and drops our own post itself): wait until the
+    # listener has seen the other four, then for whatever work they started
+    await until(lambda: rig.bot.events_seen >= 4, what="the listener to see every event")
     await rig.bot.wait_idle()
     assert len(rig.sim.requests) == 1
 
@@ -578,3 +581,37 @@ async def test_direct_runs_count_against_the_persons_cap(
             await bot.stop()
             await http.stop()
             await close_core(core)
+
+
+async def test_the_ack_never_waits_for_the_turn(rig: Rig) -> None:
+    """HTTP mode: Slack wants the ack within 3 s; a turn runs for minutes after it."""
+    status, _ = await asyncio.wait_for(rig.command("/sense", "fail:stall forever"), 5)
+    assert status == 200
+    await until(lambda: rig.sim.requests, what="the turn, after the ack")
+    assert rig.bot.core.conversations.running_turns == 1
+
+
+def test_the_status_line_is_escaped() -> None:
+    _, blocks = render(View(text="hi", status="working on <!channel> & <@U1>"))
+    [context] = [b for b in blocks if b["type"] == "context"]
+    shown = context["elements"][0]["text"]
+    assert "<!channel>" not in shown and "&lt;!channel&gt;" in shown and "&amp;" in shown
+
+
+async def test_a_direct_message_is_answered_in_a_thread_under_it(rig: Rig) -> None:
+    dm = {
+        "type": "message",
+        "channel": "D1",
+        "channel_type": "im",
+        "user": "U1",
+        "text": "just text, privately",
+        "ts": "1800000002.000001",
+    }
+    await rig.event(dm)
+    await until(lambda: finished(rig.slack, "D1", "1800000002.000001"), what="the answer")
+    assert rig.sim.requests[0].prompt.strip().endswith("just text, privately")
+    # a top-level message in a channel without a mention is not for the bot
+    await rig.event({**dm, "channel": "C1", "channel_type": "channel", "ts": "1800000002.2"})
+    await until(lambda: rig.bot.events_seen >= 2, what="the second event")
+    await rig.bot.wait_idle()
+    assert len(rig.sim.requests) == 1

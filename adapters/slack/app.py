@@ -67,6 +67,7 @@ class SlackBot:
         # the shared session's trace counts every Web API call and 429 in /metrics
         core.metrics.watch(settings.slack_api_url, platform=commands.PLATFORM)
         self._started = False
+        self.events_seen = 0
         secret = settings.slack_signing_secret
         self.app = AsyncApp(
             client=self.client,
@@ -193,6 +194,7 @@ class SlackBot:
         self._handle(command, command.name.value)
 
     async def _on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        self.events_seen += 1  # bolt runs listeners after the ack: tests wait on this
         message = commands.to_message(body, event, bot_user_id=self.bot_user_id)
         if message is not None:
             self._handle(message, "message")
