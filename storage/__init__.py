@@ -1,7 +1,8 @@
 """Storage implementations of `bot.ports.Store`, picked by the `DATABASE_URL` scheme.
 
-`sqlite:` is the embedded default (one process, or a few sharing a local file). Each engine's
-module is imported only when its scheme is used.
+`sqlite:` is the embedded default (one process, or a few sharing a local file);
+`postgresql:` / `postgres:` is for several replicas. Each engine's module is imported only
+when its scheme is used, so a SQLite bot never loads asyncpg.
 """
 
 from __future__ import annotations
@@ -22,9 +23,15 @@ async def open_store(database_url: str) -> Store:
         from storage import sqlite
 
         return await sqlite.open_store(database_url)
+    if scheme in ("postgresql", "postgres"):
+        from storage.postgres import PostgresStore
+
+        return await PostgresStore.open(database_url)
     # Only the scheme goes into the message: the rest of a URL may hold a password.
     shown = f"{scheme}:" if scheme else "a value without a scheme"
-    raise ValueError(f"DATABASE_URL must start with sqlite://, not {shown}")
+    raise ValueError(
+        f"DATABASE_URL must start with sqlite://, postgresql:// or postgres://, not {shown}"
+    )
 
 
 def url_scheme(database_url: str) -> str:

@@ -175,7 +175,7 @@ async def test_open_store_rejects_unknown_schemes_without_the_password(
     message = str(caught.value)
     assert "hunter2" not in message and "admin" not in message
     assert message.endswith(f"not {shown}")
-    assert "sqlite://" in message
+    assert "sqlite://" in message and "postgresql://" in message
 
 
 def test_url_scheme() -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from bot.ports import Store
 from storage import open_store
+from tests.postgres import fresh_schema_url
 
 
 @asynccontextmanager
@@ -25,9 +26,19 @@ async def _sqlite_database(tmp_path: Path) -> AsyncIterator[str]:
     yield f"sqlite:///{tmp_path / 'contract.db'}"
 
 
+@asynccontextmanager
+async def _postgres_database(tmp_path: Path) -> AsyncIterator[str]:
+    async with fresh_schema_url() as url:
+        yield url
+
+
 async def _sqlite_rows(store: Any, sql: str) -> list[tuple[Any, ...]]:
     async with store._conn.execute(sql) as cursor:
         return [tuple(row) for row in await cursor.fetchall()]
+
+
+async def _postgres_rows(store: Any, sql: str) -> list[tuple[Any, ...]]:
+    return [tuple(row) for row in await store._pool.fetch(sql)]
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,7 @@ class Backend:
 
 BACKENDS = [
     pytest.param(Backend(_sqlite_database, _sqlite_rows), id="sqlite"),
+    pytest.param(Backend(_postgres_database, _postgres_rows), id="postgres"),
 ]
 
 
