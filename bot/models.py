@@ -327,6 +327,9 @@ class TurnRecord:
     started_at: float
     finished_at: float | None = None
     mode: Mode = "max"
+    # The replica running the turn; a restart interrupts only turns whose owner stopped
+    # beating (None: recorded before replicas had ids, or by a single-process bot).
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,3 +371,5 @@ class JobRecord:
     finished_at: float | None = None
     output: tuple[str, ...] = ()
     error: str | None = None
+    # The replica following the job; another replica takes it over once this one stops beating.
+    owner: str | None = None

@@ -1,13 +1,14 @@
 """`bot.ports.Store` on SQLite (aiosqlite): the embedded default.
 
 One connection does everything. aiosqlite runs every call on one worker thread, so calls never
-overlap; the connection is in autocommit mode and every write is a single statement, which
-SQLite makes atomic (that is what `claim_event` and `finish_job` rely on, also across
-processes sharing the file). The only multi-statement transactions are the migrations, and a
-lock keeps single-statement writes from landing inside one of them.
+overlap; the connection is in autocommit mode and every write that must be exactly-once is a
+single statement, which SQLite makes atomic (that is what `claim_event`, `finish_job`,
+`interrupt_running_turns`, `take_over_jobs` and the leases rely on, also across processes
+sharing the file). The only multi-statement transactions are the migrations, and a lock keeps
+single-statement writes from landing inside one of them.
 
-The schema lives in numbered `storage/migrations/NNNN_name.sql` files, applied in order, each
-in its own transaction, and tracked by `PRAGMA user_version`.
+The schema lives in numbered `storage/migrations/sqlite/NNNN_name.sql` files, applied in
+order, each in its own transaction, and tracked by `PRAGMA user_version`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
+import sqlite3
 from collections.abc import Iterable, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -27,44 +27,32 @@ from bot.models import (
     ChannelKey,
     ChannelSettings,
     GenerationRecord,
-    JobKind,
     JobRecord,
     JobStatus,
-    Mode,
     ThreadKey,
     ThreadRecord,
     TurnRecord,
     TurnStatus,
 )
+from storage import records
+from storage.records import JOB_COLUMNS, TURN_COLUMNS, key_params
 
 log = logging.getLogger(__name__)
 
 MEMORY = ":memory:"
-_MIGRATION_NAME = re.compile(r"^(\d+)_[\w-]+\.sql$")
 _BUSY_TIMEOUT_MS = 5000
-
-_TURN_COLUMNS = (
-    "id, platform, workspace, channel, thread, user_id, prompt, status, mode, "
-    "started_at, finished_at"
-)
-_JOB_COLUMNS = (
-    "id, kind, remote_id, platform, workspace, channel, thread, user_id, webhook_secret, "
-    "status, title, message_id, created_at, finished_at, output, error"
+_WAL_ATTEMPTS = 50
+_RUNNING = str(TurnStatus.RUNNING)
+# The owner of a row is dead if it never beat or last beat before the cut-off (the second ?).
+_OWNER_STALE = (
+    "(owner IS NULL OR NOT EXISTS (SELECT 1 FROM replicas "
+    "WHERE replicas.id = owner AND replicas.seen_at >= ?))"
 )
 
 
 def load_migrations() -> list[tuple[int, str]]:
-    """Every migration shipped with the package as (version, sql), lowest version first."""
-    found: list[tuple[int, str]] = []
-    for entry in (resources.files("storage") / "migrations").iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [version for version, _ in found]
-    if len(set(versions)) != len(versions):
-        raise RuntimeError(f"duplicate migration numbers: {versions}")
-    return found
+    """Every SQLite migration shipped with the package as (version, sql), lowest first."""
+    return records.load_migrations("sqlite")
 
 
 def sqlite_path_from_url(database_url: str) -> str:
@@ -88,7 +76,8 @@ def sqlite_path_from_url(database_url: str) -> str:
 
 
 async def open_store(database_url: str) -> SqliteStore:
-    """Open (creating and migrating if needed) the store behind `DATABASE_URL`."""
+    """Open (creating and migrating if needed) the store behind a `sqlite:` `DATABASE_URL`.
+    Kept for callers written before `storage.open_store` picked the engine by scheme."""
     return await SqliteStore.open(sqlite_path_from_url(database_url))
 
 
@@ -127,37 +116,42 @@ class SqliteStore:
     async def migrate(self, migrations: Sequence[tuple[int, str]] | None = None) -> list[int]:
         """Apply every migration newer than `PRAGMA user_version`; return the versions applied.
         Each runs in its own transaction together with the version bump, so a failure leaves
-        the database at the last good version."""
+        the database at the last good version. Another process opening the same new file at
+        the same moment may apply a version first; that one is then skipped, not an error."""
         pending = load_migrations() if migrations is None else list(migrations)
         applied: list[int] = []
         async with self._lock:
             current = await self.schema_version()
-            latest = max((version for version, _ in pending), default=0)
-            if current > latest:
-                log.warning(
-                    "database schema version %d is newer than this release knows (%d)",
-                    current,
-                    latest,
-                )
+            _warn_if_newer(current, pending)
             for version, sql in pending:
                 if version <= current:
                     continue
-                await self._apply(version, sql)
-                applied.append(version)
-                current = version
+                if await self._apply(version, sql):
+                    applied.append(version)
+                current = max(version, await self.schema_version())
         if applied:
             log.info("applied database migrations %s", applied)
         return applied
 
-    async def _apply(self, version: int, sql: str) -> None:
+    async def _apply(self, version: int, sql: str) -> bool:
+        """Run one migration; False if another process had already applied it."""
         try:
             await self._conn.executescript(
                 f"BEGIN IMMEDIATE;\n{sql}\n;PRAGMA user_version = {int(version)};\nCOMMIT;"
             )
+        except sqlite3.Error:
+            if self._conn.in_transaction:
+                await self._conn.execute("ROLLBACK")
+            # BEGIN IMMEDIATE waited for the other process's migration; ours then failed on
+            # its tables. The version it left says whether that is all that happened.
+            if await self.schema_version() >= version:
+                return False
+            raise
         except BaseException:
             if self._conn.in_transaction:
                 await self._conn.execute("ROLLBACK")
             raise
+        return True
 
     # --- threads ----------------------------------------------------------------------------
 
@@ -165,7 +159,7 @@ class SqliteStore:
         row = await self._one(
             "SELECT session_id, owner_id, mode, created_at, last_used_at FROM threads "
             "WHERE platform=? AND workspace=? AND channel=? AND thread=?",
-            _key_params(key),
+            key_params(key),
         )
         if row is None:
             return None
@@ -176,7 +170,7 @@ class SqliteStore:
             owner_id=owner_id,
             created_at=created_at,
             last_used_at=last_used_at,
-            mode=_mode_or_none(mode),
+            mode=records.mode_or_none(mode),
         )
 
     async def save_thread(self, record: ThreadRecord) -> None:
@@ -184,7 +178,7 @@ class SqliteStore:
             "INSERT OR REPLACE INTO threads (platform, workspace, channel, thread, session_id, "
             "owner_id, mode, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                *_key_params(record.key),
+                *key_params(record.key),
                 record.session_id,
                 record.owner_id,
                 record.mode,
@@ -197,7 +191,21 @@ class SqliteStore:
         await self._write(
             "UPDATE threads SET last_used_at=? "
             "WHERE platform=? AND workspace=? AND channel=? AND thread=?",
-            (at, *_key_params(key)),
+            (at, *key_params(key)),
+        )
+
+    async def add_generation(self, record: GenerationRecord) -> None:
+        await self._write(
+            "INSERT INTO generations (url, media_type, session_id, platform, workspace, "
+            "channel, thread, message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.url,
+                record.media_type,
+                record.session_id,
+                *key_params(record.key),
+                record.message_id,
+                record.created_at,
+            ),
         )
 
     # --- channels ---------------------------------------------------------------------------
@@ -224,74 +232,36 @@ class SqliteStore:
 
     async def begin_turn(self, record: TurnRecord) -> None:
         await self._write(
-            f"INSERT OR REPLACE INTO turns ({_TURN_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id,
-                *_key_params(record.key),
-                record.user_id,
-                record.prompt,
-                str(record.status),
-                record.mode,
-                record.started_at,
-                record.finished_at,
-            ),
+            f"INSERT OR REPLACE INTO turns ({TURN_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            records.turn_params(record),
         )
 
     async def finish_turn(self, turn_id: str, *, status: TurnStatus, at: float) -> None:
         await self._write(
-            "UPDATE turns SET status=?, finished_at=? WHERE id=?", (str(status), at, turn_id)
+            "UPDATE turns SET status=?, finished_at=? WHERE id=? AND status=?",
+            (str(status), at, turn_id, _RUNNING),
         )
+        await self._write("DELETE FROM stop_requests WHERE turn_id=?", (turn_id,))
 
     async def get_turn(self, turn_id: str) -> TurnRecord | None:
-        row = await self._one(f"SELECT {_TURN_COLUMNS} FROM turns WHERE id=?", (turn_id,))
-        return None if row is None else _turn_from_row(row)
+        row = await self._one(f"SELECT {TURN_COLUMNS} FROM turns WHERE id=?", (turn_id,))
+        return None if row is None else records.turn_from_row(row)
 
-    async def interrupt_running_turns(self, *, at: float) -> list[TurnRecord]:
-        """One `UPDATE ... RETURNING`, so a turn that finishes concurrently is either returned
-        as interrupted or keeps its own status, never both."""
-        rows = await self._write_returning(
-            f"UPDATE turns SET status=?, finished_at=? WHERE status=? RETURNING {_TURN_COLUMNS}",
-            (str(TurnStatus.INTERRUPTED), at, str(TurnStatus.RUNNING)),
-        )
-        turns = [_turn_from_row(row) for row in rows]
+    async def interrupt_running_turns(
+        self, *, at: float, stale_before: float | None = None, replica_id: str | None = None
+    ) -> list[TurnRecord]:
+        """One `UPDATE ... RETURNING`, so a turn that finishes concurrently (or that another
+        process interrupts) is either returned here as interrupted or not at all."""
+        sql = "UPDATE turns SET status=?, finished_at=? WHERE status=?"
+        params: list[Any] = [str(TurnStatus.INTERRUPTED), at, _RUNNING]
+        if stale_before is not None:
+            sql += f" AND (owner IS ? OR {_OWNER_STALE})"
+            params += [replica_id, stale_before]
+        rows = await self._write_returning(f"{sql} RETURNING {TURN_COLUMNS}", params)
+        turns = [records.turn_from_row(row) for row in rows]
         turns.sort(key=lambda turn: (turn.started_at, turn.id))
         return turns
-
-    # --- generations ------------------------------------------------------------------------
-
-    async def add_generation(self, record: GenerationRecord) -> None:
-        await self._write(
-            "INSERT INTO generations (url, media_type, session_id, platform, workspace, "
-            "channel, thread, message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.url,
-                record.media_type,
-                record.session_id,
-                *_key_params(record.key),
-                record.message_id,
-                record.created_at,
-            ),
-        )
-
-    async def generations_for_session(self, session_id: str) -> list[GenerationRecord]:
-        """Every file generated in a session, oldest first (not part of `Store`; for tools)."""
-        rows = await self._all(
-            "SELECT url, media_type, session_id, platform, workspace, channel, thread, "
-            "message_id, created_at FROM generations WHERE session_id=? ORDER BY id",
-            (session_id,),
-        )
-        return [
-            GenerationRecord(
-                url=row[0],
-                media_type=row[1],
-                session_id=row[2],
-                key=ThreadKey(row[3], row[4], row[5], row[6]),
-                message_id=row[7],
-                created_at=row[8],
-            )
-            for row in rows
-        ]
 
     # --- events -----------------------------------------------------------------------------
 
@@ -306,35 +276,20 @@ class SqliteStore:
         )
         return changed == 1
 
-    async def purge(self, *, now: float) -> int:
-        """Forget event ids whose time ran out; return how many went."""
+    async def purge_events(self, *, now: float) -> int:
         return await self._write("DELETE FROM events WHERE expires_at <= ?", (now,))
 
     # --- jobs -------------------------------------------------------------------------------
 
     async def save_job(self, record: JobRecord) -> None:
         await self._write(
-            f"INSERT OR REPLACE INTO jobs ({_JOB_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id,
-                str(record.kind),
-                record.remote_id,
-                *_key_params(record.key),
-                record.user_id,
-                record.webhook_secret,
-                str(record.status),
-                record.title,
-                record.message_id,
-                record.created_at,
-                record.finished_at,
-                json.dumps(list(record.output)),
-                record.error,
-            ),
+            f"INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            records.job_params(record, json.dumps(list(record.output))),
         )
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        row = await self._one(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,))
+        row = await self._one(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id=?", (job_id,))
         return None if row is None else _job_from_row(row)
 
     async def finish_job(
@@ -348,16 +303,83 @@ class SqliteStore:
     ) -> bool:
         changed = await self._write(
             "UPDATE jobs SET status=?, output=?, error=?, finished_at=? WHERE id=? AND status=?",
-            (str(status), json.dumps(list(output)), error, at, job_id, str(JobStatus.RUNNING)),
+            (str(status), json.dumps(list(output)), error, at, job_id, _RUNNING),
         )
         return changed == 1
 
     async def running_jobs(self) -> list[JobRecord]:
         rows = await self._all(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status=? ORDER BY created_at, id",
-            (str(JobStatus.RUNNING),),
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE status=? ORDER BY created_at, id", (_RUNNING,)
         )
         return [_job_from_row(row) for row in rows]
+
+    # --- replicas ---------------------------------------------------------------------------
+
+    async def heartbeat(self, replica_id: str, *, at: float) -> None:
+        await self._write(
+            "INSERT INTO replicas (id, seen_at) VALUES (?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET seen_at=excluded.seen_at",
+            (replica_id, at),
+        )
+
+    async def take_over_jobs(
+        self, replica_id: str, *, stale_before: float, at: float
+    ) -> list[JobRecord]:
+        """The caller beats first, so the jobs it takes are not stale the moment it has them;
+        the take-over itself is one `UPDATE ... RETURNING`."""
+        await self.heartbeat(replica_id, at=at)
+        rows = await self._write_returning(
+            f"UPDATE jobs SET owner=? WHERE status=? AND {_OWNER_STALE} RETURNING {JOB_COLUMNS}",
+            (replica_id, _RUNNING, stale_before),
+        )
+        jobs = [_job_from_row(row) for row in rows]
+        jobs.sort(key=lambda job: (job.created_at, job.id))
+        return jobs
+
+    async def request_stop(self, turn_id: str, *, at: float) -> bool:
+        """One statement that records the request only while the turn runs; a second click
+        keeps the first request's time and still says True."""
+        changed = await self._write(
+            "INSERT INTO stop_requests (turn_id, requested_at) SELECT ?, ? "
+            "WHERE EXISTS (SELECT 1 FROM turns WHERE id=? AND status=?) "
+            "ON CONFLICT (turn_id) DO UPDATE SET requested_at=stop_requests.requested_at",
+            (turn_id, at, turn_id, _RUNNING),
+        )
+        return changed == 1
+
+    async def stop_requested(self, turn_ids: Iterable[str]) -> set[str]:
+        wanted = json.dumps(list(turn_ids))
+        rows = await self._all(
+            "SELECT turn_id FROM stop_requests WHERE turn_id IN (SELECT value FROM json_each(?))",
+            (wanted,),
+        )
+        return {row[0] for row in rows}
+
+    # --- leases -----------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> bool:
+        """One upsert that takes a free or expired lease or renews the holder's own; the
+        changed-row count says whether it did."""
+        changed = await self._write(
+            "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET holder=excluded.holder, "
+            "expires_at=excluded.expires_at "
+            "WHERE leases.holder=excluded.holder OR leases.expires_at <= ?",
+            (name, holder, now + ttl, now),
+        )
+        return changed == 1
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        changed = await self._write("DELETE FROM leases WHERE name=? AND holder=?", (name, holder))
+        return changed == 1
+
+    async def count_leases(self, prefix: str, *, now: float) -> int:
+        # substr, not LIKE: LIKE ignores ASCII case and treats % and _ in ids as wildcards.
+        row = await self._one(
+            "SELECT count(*) FROM leases WHERE substr(name, 1, length(?)) = ? AND expires_at > ?",
+            (prefix, prefix, now),
+        )
+        return int(row[0])
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -383,50 +405,33 @@ async def _configure(conn: aiosqlite.Connection) -> None:
     """WAL lets readers in other processes work while we write; NORMAL sync is safe with WAL
     (a power cut can lose the last commits, never corrupt the file); the busy timeout makes a
     second process wait for the write lock instead of failing at once."""
-    await conn.execute("PRAGMA journal_mode=WAL")
-    await conn.execute("PRAGMA synchronous=NORMAL")
     await conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    await _enable_wal(conn)
+    await conn.execute("PRAGMA synchronous=NORMAL")
     await conn.execute("PRAGMA foreign_keys=ON")
 
 
-def _key_params(key: ThreadKey) -> tuple[str, str, str, str]:
-    return (key.platform, key.workspace, key.channel, key.thread)
+async def _enable_wal(conn: aiosqlite.Connection) -> None:
+    """Switch to WAL, retrying while another process switches the same new file: SQLite
+    answers that race with SQLITE_BUSY at once instead of waiting out the busy timeout."""
+    for _ in range(_WAL_ATTEMPTS - 1):
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if err.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+        await asyncio.sleep(_BUSY_TIMEOUT_MS / 1000 / _WAL_ATTEMPTS)
+    await conn.execute("PRAGMA journal_mode=WAL")
 
 
-def _mode_or_none(value: str | None) -> Mode | None:
-    if value == "eco":
-        return "eco"
-    if value == "max":
-        return "max"
-    return None
-
-
-def _turn_from_row(row: Sequence[Any]) -> TurnRecord:
-    return TurnRecord(
-        id=row[0],
-        key=ThreadKey(row[1], row[2], row[3], row[4]),
-        user_id=row[5],
-        prompt=row[6],
-        status=TurnStatus(row[7]),
-        mode=_mode_or_none(row[8]) or "max",
-        started_at=row[9],
-        finished_at=row[10],
-    )
+def _warn_if_newer(current: int, migrations: Sequence[tuple[int, str]]) -> None:
+    latest = max((version for version, _ in migrations), default=0)
+    if current > latest:
+        log.warning(
+            "database schema version %d is newer than this release knows (%d)", current, latest
+        )
 
 
 def _job_from_row(row: Sequence[Any]) -> JobRecord:
-    return JobRecord(
-        id=row[0],
-        kind=JobKind(row[1]),
-        remote_id=row[2],
-        key=ThreadKey(row[3], row[4], row[5], row[6]),
-        user_id=row[7],
-        webhook_secret=row[8],
-        status=JobStatus(row[9]),
-        title=row[10],
-        message_id=row[11],
-        created_at=row[12],
-        finished_at=row[13],
-        output=tuple(json.loads(row[14] or "[]")),
-        error=row[15],
-    )
+    return records.job_from_row(row, json.loads(row[14] or "[]"))

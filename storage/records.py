@@ -1,0 +1,125 @@
+"""What both stores share: column lists, numbered migrations, and rows back into records.
+
+Both engines keep the same tables and column order, so a row read from either becomes the
+same record here; only how a value is stored (job output as JSON text in SQLite, a text array
+in PostgreSQL) differs, and each store decodes that itself before calling these.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any, Literal
+
+from bot.models import JobKind, JobRecord, JobStatus, Mode, ThreadKey, TurnRecord, TurnStatus
+
+Engine = Literal["sqlite", "postgres"]
+
+TURN_COLUMNS = (
+    "id, platform, workspace, channel, thread, user_id, prompt, status, mode, "
+    "started_at, finished_at, owner"
+)
+JOB_COLUMNS = (
+    "id, kind, remote_id, platform, workspace, channel, thread, user_id, webhook_secret, "
+    "status, title, message_id, created_at, finished_at, output, error, owner"
+)
+
+_MIGRATION_NAME = re.compile(r"^(\d+)_[\w-]+\.sql$")
+
+
+def load_migrations(engine: Engine) -> list[tuple[int, str]]:
+    """Every migration shipped for `engine` (`storage/migrations/<engine>/NNNN_name.sql`) as
+    (version, sql), lowest version first."""
+    found: list[tuple[int, str]] = []
+    for entry in (resources.files("storage") / "migrations" / engine).iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [version for version, _ in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate {engine} migration numbers: {versions}")
+    return found
+
+
+def key_params(key: ThreadKey) -> tuple[str, str, str, str]:
+    return (key.platform, key.workspace, key.channel, key.thread)
+
+
+def mode_or_none(value: str | None) -> Mode | None:
+    if value == "eco":
+        return "eco"
+    if value == "max":
+        return "max"
+    return None
+
+
+def turn_params(record: TurnRecord) -> tuple[Any, ...]:
+    """`record` in `TURN_COLUMNS` order."""
+    return (
+        record.id,
+        *key_params(record.key),
+        record.user_id,
+        record.prompt,
+        str(record.status),
+        record.mode,
+        record.started_at,
+        record.finished_at,
+        record.owner,
+    )
+
+
+def turn_from_row(row: Sequence[Any]) -> TurnRecord:
+    """A row selected with `TURN_COLUMNS`."""
+    return TurnRecord(
+        id=row[0],
+        key=ThreadKey(row[1], row[2], row[3], row[4]),
+        user_id=row[5],
+        prompt=row[6],
+        status=TurnStatus(row[7]),
+        mode=mode_or_none(row[8]) or "max",
+        started_at=row[9],
+        finished_at=row[10],
+        owner=row[11],
+    )
+
+
+def job_params(record: JobRecord, output: Any) -> tuple[Any, ...]:
+    """`record` in `JOB_COLUMNS` order, with `output` already encoded for the engine."""
+    return (
+        record.id,
+        str(record.kind),
+        record.remote_id,
+        *key_params(record.key),
+        record.user_id,
+        record.webhook_secret,
+        str(record.status),
+        record.title,
+        record.message_id,
+        record.created_at,
+        record.finished_at,
+        output,
+        record.error,
+        record.owner,
+    )
+
+
+def job_from_row(row: Sequence[Any], output: Sequence[str]) -> JobRecord:
+    """A row selected with `JOB_COLUMNS`, with its `output` column already decoded."""
+    return JobRecord(
+        id=row[0],
+        kind=JobKind(row[1]),
+        remote_id=row[2],
+        key=ThreadKey(row[3], row[4], row[5], row[6]),
+        user_id=row[7],
+        webhook_secret=row[8],
+        status=JobStatus(row[9]),
+        title=row[10],
+        message_id=row[11],
+        created_at=row[12],
+        finished_at=row[13],
+        output=tuple(output),
+        error=row[15],
+        owner=row[16],
+    )
