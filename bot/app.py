@@ -16,6 +16,7 @@ import gc
 import logging
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import aiohttp
@@ -27,12 +28,15 @@ from bot.conversations import Conversations
 from bot.core import Core
 from bot.eachlabs import PredictionsClient, WorkflowsClient
 from bot.eachsense import EachSenseClient
+from bot.housekeeping import purge_expired_events
 from bot.http import HttpServer
 from bot.jobs import Jobs
 from bot.media import MediaFetcher
 from bot.metrics import Metrics
 from bot.models import ChannelKey
 from bot.ports import AdapterSpec, Platform
+from bot.replicas import POLL, Coordinator, every
+from bot.tasks import BackgroundTasks
 from bot.webhooks import webhook_routes
 from simulator import Simulator
 from storage import open_store
@@ -40,6 +44,7 @@ from storage import open_store
 log = logging.getLogger(__name__)
 
 SIMULATOR_KEY = "simulator"
+PURGE_EVERY = 600.0  # seconds between purges of expired event claims
 QUIET_LOGGERS = ("discord.gateway", "discord.client")  # a line per heartbeat and reconnect
 
 
@@ -91,8 +96,14 @@ async def build_core(settings: Settings) -> Core:
         raise
     agent = EachSenseClient.from_settings(session, settings)
     media = MediaFetcher.from_settings(session, settings)
+    coordinator = Coordinator(store, settings, enabled=settings.coordinated)
     conversations = Conversations(
-        store=store, agent=agent, media=media, settings=settings, metrics=metrics
+        store=store,
+        agent=agent,
+        media=media,
+        settings=settings,
+        metrics=metrics,
+        coordinator=coordinator,
     )
     key = settings.eachsense_api_key.get_secret_value() if settings.eachsense_api_key else None
     predictions = PredictionsClient(session, api_key=key, base_url=settings.eachlabs_api_url)
@@ -114,11 +125,25 @@ async def build_core(settings: Settings) -> Core:
         settings=settings,
         metrics=metrics,
     )
+    jobs.owner = coordinator.replica_id
     commands = Commands(conversations=conversations, jobs=jobs, settings=settings)
-    return Core(settings, session, store, agent, media, conversations, jobs, commands, metrics)
+    return Core(
+        settings,
+        session,
+        store,
+        agent,
+        media,
+        conversations,
+        jobs,
+        commands,
+        metrics,
+        coordinator,
+        BackgroundTasks("core"),
+    )
 
 
 async def close_core(core: Core) -> None:
+    await core.background.cancel_all()
     await core.conversations.aclose()
     await core.jobs.aclose()
     await core.store.close()
@@ -218,10 +243,35 @@ async def serve(
         started.append(platform)
     await core.commands.notify_interrupted(started, interrupted)
     await core.jobs.resume(core.commands.surface_finder(started))
+    start_chores(core, started)
     http.add_routes(webhook_routes(core.jobs))
     http.metrics = core.metrics.render
     http.checks += [lambda: store_problem(core), lambda: platform_problem(started)]
     await http.start()
+
+
+def start_chores(core: Core, platforms: Sequence[Platform]) -> None:
+    """The replica's background work: its heartbeat, the purge of expired event claims and,
+    with several replicas, Stop requests from elsewhere and the sweep for dead replicas."""
+    coordinator, ttl, spawn = core.coordinator, core.settings.replica_ttl, core.background.spawn
+    spawn(every(ttl / 4, coordinator.heartbeat, what="heartbeat"), name="heartbeat")
+    purge = purge_expired_events(core.store, interval=PURGE_EVERY, clock=time.time)
+    spawn(purge, name="purge-events")
+    if not coordinator.enabled:
+        return
+    spawn(every(POLL, core.conversations.watch_stops, what="stop requests"), name="stops")
+
+    async def sweep() -> None:
+        turns = await core.conversations.sweep()
+        await core.commands.notify_interrupted(platforms, turns)
+        taken = await core.store.take_over_jobs(
+            coordinator.replica_id, stale_before=coordinator.stale_before(), at=time.time()
+        )
+        if taken:
+            log.warning("following %d jobs of a dead replica", len(taken))
+            await core.jobs.resume(core.commands.surface_finder(platforms), taken)
+
+    spawn(every(ttl / 2, sweep, what="dead-replica sweep"), name="sweep")
 
 
 async def store_problem(core: Core) -> str | None:

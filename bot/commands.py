@@ -24,6 +24,7 @@ from bot.conversations import INTERRUPTED, Conversations
 from bot.errors import BotError, InputError, PlatformError
 from bot.jobs import Jobs
 from bot.models import (
+    Button,
     ButtonAction,
     ChannelKey,
     Click,
@@ -216,7 +217,7 @@ class Commands:
     ) -> None:
         """A direct run holds one of the person's slots, like a turn: paid runs are capped."""
         try:
-            with self.conversations.user_slot(user_id):
+            async with self.conversations.user_slot(user_id):
                 await run()
         except BotError as err:
             await self.conversations.say(surface, "⚠️ " + err.user_message)
@@ -299,7 +300,9 @@ class Commands:
         for turn in turns:
             platform = by_name.get(turn.key.platform)
             if platform is not None:
-                await self.conversations.say(platform.surface(turn.key), INTERRUPTED)
+                retry = Button("Retry", ButtonAction.REGENERATE, turn.id, "primary")
+                notice = View(text=INTERRUPTED, buttons=(retry,))
+                await self.conversations.say(platform.surface(turn.key), notice)
 
     def surface_finder(
         self, platforms: Sequence[Platform]

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
 
     # storage
     database_url: str = "sqlite:///eachsense-bot.db"
+    # several replicas on one database (PostgreSQL): see bot/replicas.py
+    replica_id: str | None = None
+    replica_ttl: float = Field(60.0, gt=0)
+    coordinate_replicas: Literal["auto", "on", "off"] = "auto"
 
     # Slack
     slack_bot_token: SecretStr | None = None
@@ -103,11 +107,9 @@ class Settings(BaseSettings):
         return bool(self.discord_token)
 
     @property
-    def sqlite_path(self) -> str:
-        """The file behind `DATABASE_URL` (`sqlite:///relative.db`, `sqlite:////abs.db`,
-        or `sqlite://:memory:`)."""
-        url = self.database_url
-        if not url.startswith("sqlite:"):
-            raise ValueError("only sqlite:// DATABASE_URLs are supported")
-        path = url.removeprefix("sqlite:").removeprefix("//")
-        return path.removeprefix("/") if not path.startswith("//") else path[1:]
+    def coordinated(self) -> bool:
+        """Whether per-thread order, caps and Stop go through the database: on for
+        PostgreSQL (`auto`), where several replicas share it."""
+        if self.coordinate_replicas == "auto":
+            return self.database_url.lower().startswith(("postgresql:", "postgres:"))
+        return self.coordinate_replicas == "on"

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.config import Settings
@@ -45,6 +45,7 @@ from bot.models import (
 from bot.pacing import EditBudget
 from bot.ports import Store, Surface
 from bot.render import ReplyRenderer
+from bot.replicas import Coordinator
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,9 @@ INTERRUPTED = (
 )
 RESTARTING = "The bot is restarting right now. Please send your message again in a moment."
 DRAIN_EDIT_TIMEOUT = 10.0  # for the interrupted turns' final edits during a drain
+ALREADY_FINISHED = "That answer has already finished."
+STOP_REFUSED = "Only the person who asked can stop this answer."
+STOPPING = "Stopping…"
 ECO_USAGE = "Use `/sense-eco on`, `/sense-eco off` or `/sense-eco status`."
 
 
@@ -89,9 +93,11 @@ class Conversations:
         media: MediaFetcher,
         settings: Settings,
         metrics: Metrics | None = None,
+        coordinator: Coordinator | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.coordinator = coordinator or Coordinator(store, settings, enabled=False)
         self.metrics = metrics or Metrics()
         self.agent = agent
         self.media = media
@@ -151,7 +157,7 @@ class Conversations:
             if self._draining:
                 raise BusyError(RESTARTING)
             prompt = self.check_prompt(turn.text)
-            with self.user_slot(turn.user_id):
+            async with self.user_slot(turn.user_id):
                 record = await self._thread_for(turn)
                 await self._run_in_order(turn, prompt, record, surface)
         except BotError as err:
@@ -162,13 +168,15 @@ class Conversations:
             log.exception("turn in %s failed before it started", turn.key)
             await say(surface, "⚠️ " + BotError().user_message)
 
-    @contextlib.contextmanager
-    def user_slot(self, user_id: str) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def user_slot(self, user_id: str) -> AsyncIterator[None]:
         """One of the person's `MAX_TURNS_PER_USER` slots for the block (turns and direct
-        runs alike), or `BusyError` when all are taken."""
+        runs alike, on every replica), or `BusyError` when all are taken."""
         self._take_user_slot(user_id)
         try:
-            yield
+            limit = self.settings.max_turns_per_user
+            async with self.coordinator.person_slot(user_id, limit=limit):
+                yield
         finally:
             self._release_user_slot(user_id)
 
@@ -216,7 +224,10 @@ class Conversations:
         try:
             if slot.lock.locked():
                 await say(surface, QUEUED)
-            async with slot.lock:
+            async with (
+                slot.lock,
+                self.coordinator.thread_turn(str(turn.key), on_wait=lambda: say(surface, QUEUED)),
+            ):
                 if self._global.locked():
                     await say(surface, WAITING)
                 async with self._global:
@@ -241,6 +252,7 @@ class Conversations:
                 status=TurnStatus.RUNNING,
                 started_at=self._clock(),
                 mode=mode,
+                owner=self.coordinator.replica_id,
             )
         )
         renderer = ReplyRenderer(surface, turn_id=turn_id, mode=mode, budget=self._edit_budget)
@@ -376,13 +388,39 @@ class Conversations:
     # --- buttons and commands -----------------------------------------------------------
 
     async def stop(self, turn_id: str, *, user_id: str, admin: bool = False) -> str:
+        """The Stop button, on whichever replica it was pressed: the same sentences."""
         running = self._running.get(turn_id)
         if running is None:
-            return "That answer has already finished."
+            return await self._stop_elsewhere(turn_id, user_id=user_id, admin=admin)
         if not may_act(user_id, running.user_id, admin=admin, settings=self.settings):
-            return "Only the person who asked can stop this answer."
+            return STOP_REFUSED
         running.task.cancel()
-        return "Stopping…"
+        return STOPPING
+
+    async def _stop_elsewhere(self, turn_id: str, *, user_id: str, admin: bool) -> str:
+        """A turn running on another replica: ask its owner through the store."""
+        if not self.coordinator.enabled:
+            return ALREADY_FINISHED
+        record = await self.store.get_turn(turn_id)
+        if record is None or record.status is not TurnStatus.RUNNING:
+            return ALREADY_FINISHED
+        if not may_act(user_id, record.user_id, admin=admin, settings=self.settings):
+            return STOP_REFUSED
+        if not await self.store.request_stop(turn_id, at=self._clock()):
+            return ALREADY_FINISHED
+        return STOPPING
+
+    async def watch_stops(self) -> None:
+        """One look at the stop requests for this replica's running turns (the owner's side
+        of a Stop pressed elsewhere); leases of running work are renewed on the way."""
+        if not self._running:
+            return
+        for turn_id in await self.store.stop_requested(list(self._running)):
+            running = self._running.get(turn_id)
+            if running is not None:
+                log.info("turn %s: stop requested on another replica", turn_id)
+                running.task.cancel()
+        await self.coordinator.renew()
 
     async def regenerate(self, turn_id: str, *, user_id: str, surface: Surface) -> None:
         record = await self.store.get_turn(turn_id)
@@ -423,10 +461,31 @@ class Conversations:
         return "Eco mode is **off** in this channel: answers use max mode (best quality)."
 
     async def recover(self) -> list[TurnRecord]:
-        """Turns that were running when the process died, now marked interrupted."""
-        turns = await self.store.interrupt_running_turns(at=self._clock())
+        """At start-up: turns a dead process left running, now marked interrupted. With
+        several replicas only those whose owner's heartbeat is stale (or this replica's own
+        previous life's): a live replica's turns are never touched."""
+        coordinator = self.coordinator
+        await coordinator.heartbeat()
+        if coordinator.enabled:
+            turns = await self.store.interrupt_running_turns(
+                at=self._clock(),
+                stale_before=coordinator.stale_before(),
+                replica_id=coordinator.replica_id,
+            )
+        else:
+            turns = await self.store.interrupt_running_turns(at=self._clock())
         if turns:
             log.warning("%d turns were interrupted by a restart", len(turns))
+        return turns
+
+    async def sweep(self) -> list[TurnRecord]:
+        """Now and then on every replica: turns whose owner died since (stale heartbeat),
+        now marked interrupted, for their threads to be told. Each goes to one sweeper."""
+        turns = await self.store.interrupt_running_turns(
+            at=self._clock(), stale_before=self.coordinator.stale_before()
+        )
+        if turns:
+            log.warning("%d turns of a dead replica were interrupted", len(turns))
         return turns
 
     async def drain(self, grace: float) -> None:

@@ -19,6 +19,8 @@ from bot.jobs import Jobs
 from bot.media import MediaFetcher
 from bot.metrics import Metrics
 from bot.ports import Store
+from bot.replicas import Coordinator
+from bot.tasks import BackgroundTasks
 
 
 @dataclass
@@ -32,3 +34,5 @@ class Core:
     jobs: Jobs
     commands: Commands
     metrics: Metrics
+    coordinator: Coordinator
+    background: BackgroundTasks  # the replica's chores (heartbeat, sweeps), cancelled at close

@@ -85,6 +85,8 @@ class Jobs:
         self.settings = settings
         self.clock = clock
         self._waiters: dict[str, _Waiter] = {}
+        self._surface_for: Callable[[ThreadKey], Awaitable[Surface | None]] | None = None
+        self.owner: str | None = None  # this replica's id, recorded with every job
         self._models: list[tuple[str, str]] = []
         self._models_at = float("-inf")
         self._models_lock = asyncio.Lock()
@@ -189,6 +191,7 @@ class Jobs:
             created_at=self.clock(),
             title=title,
             message_id=message_id,
+            owner=self.owner,
         )
         try:
             await self.store.save_job(record)
@@ -336,19 +339,29 @@ class Jobs:
         With no waiter here (another replica owns the job, or it is finished) there is
         nothing to do: the owner's poller sees the same end.
         """
-        waiter = self._waiters.get(job_id)
-        if waiter is None:
-            log.debug("webhook for job %s with no waiter here; ignored", job_id)
-            return
         try:
             # The webhook body (`{exec_id, status, output, error}`) reads like a poll answer.
             state = parse_job_state(payload)
         except BotError as err:
             log.warning("unreadable webhook for job %s: %s", job_id, err.detail)
             return
+        waiter = self._waiters.get(job_id)
+        if waiter is None:
+            await self._finish_here(job_id, state)
+            return
         if state.done:
             waiter.state = state
         waiter.news.set()
+
+    async def _finish_here(self, job_id: str, state: JobState) -> None:
+        """A webhook on a replica that does not follow the job (behind a load balancer any
+        replica gets it): finish it here; `finish_job` still lets only one post it."""
+        record = await self.store.get_job(job_id)
+        if not state.done or record is None or record.status is not JobStatus.RUNNING:
+            return
+        surface = await self._surface(record)
+        if surface is not None:
+            await self._finish(_Waiter(record=record, surface=surface), state)
 
     async def cancel(self, job_id: str, *, user_id: str, admin: bool = False) -> str:
         """The Cancel button: stop a running prediction; returns the sentence to show."""
@@ -371,33 +384,40 @@ class Jobs:
         if waiter is not None:
             waiter.state = state
             waiter.news.set()
-        else:  # its waiter lives in another process; mark it so nobody posts it later
-            await self.store.finish_job(
-                job_id, status=JobStatus.CANCELLED, output=(), error=state.error, at=self.clock()
-            )
+        # else its waiter lives on another replica: its next poll sees the run cancelled and
+        # posts that once, in the run's own progress message
         return "Cancelling that run."
 
-    async def resume(self, surface_for: Callable[[ThreadKey], Awaitable[Surface | None]]) -> None:
-        """At startup: keep waiting (by polling) for every job a restart interrupted."""
-        for record in await self.store.running_jobs():
+    async def resume(
+        self,
+        surface_for: Callable[[ThreadKey], Awaitable[Surface | None]],
+        records: list[JobRecord] | None = None,
+    ) -> None:
+        """Keep waiting (by polling) for jobs this replica now owns: at start-up every
+        running job (`records` None), later those taken over from a dead replica."""
+        self._surface_for = surface_for
+        for record in records if records is not None else await self.store.running_jobs():
             if record.id in self._waiters:
                 continue
-            try:
-                surface = await surface_for(record.key)
-            except Exception:
-                log.exception("job %s: no surface for its thread", record.id)
-                continue
+            surface = await self._surface(record)
             if surface is None:
-                log.info(
-                    "job %s: no surface for %s here; left for another process",
-                    record.id,
-                    record.key.platform,
-                )
                 continue
-            log.info("resuming job %s (%s %s)", record.id, record.kind, record.title)
+            log.info("following job %s (%s %s)", record.id, record.kind, record.title)
             waiter = _Waiter(record=record, surface=surface)
             waiter.task = asyncio.create_task(self._wait(waiter), name=f"job-{record.id}")
             self._waiters[record.id] = waiter
+
+    async def _surface(self, record: JobRecord) -> Surface | None:
+        if self._surface_for is None:
+            return None
+        try:
+            surface = await self._surface_for(record.key)
+        except Exception:
+            log.exception("job %s: no surface for its thread", record.id)
+            return None
+        if surface is None:
+            log.info("job %s: no surface for %s here", record.id, record.key.platform)
+        return surface
 
     async def wait_idle(self) -> None:
         """Wait until every job this process follows has finished (tests, shutdown drains)."""
