@@ -65,7 +65,7 @@ class Settings(BaseSettings):
 
     # behaviour
     bot_admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    max_prompt_chars: int = Field(4000, gt=0)
+    max_prompt_chars: int = Field(10_000, gt=0)  # each::sense accepts up to 10,000
     max_concurrent_turns: int = Field(64, gt=0)
     max_turns_per_user: int = Field(3, gt=0)
     live_edits_per_second: float = Field(100.0, ge=0)

@@ -117,10 +117,10 @@ async def test_stop_by_someone_else_is_refused(core: Core) -> None:
 async def test_bad_prompts_get_a_sentence_and_send_nothing(core: Core, sim: Simulator) -> None:
     surface = RecordingSurface()
     await core.conversations.run(Turn(KEY, "U1", "   ", new_thread=True), surface)
-    await core.conversations.run(Turn(KEY, "U1", "x" * 5000, new_thread=True), surface)
+    await core.conversations.run(Turn(KEY, "U1", "x" * 10_001, new_thread=True), surface)
     texts = [v.text for v in surface.messages.values()]
     assert "write a prompt" in texts[0]
-    assert "5,000 characters" in texts[1] and "4,000" in texts[1]
+    assert "10,001 characters" in texts[1] and "10,000" in texts[1]  # the default limit
     assert sim.requests == []
 
 
