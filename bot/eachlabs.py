@@ -9,6 +9,11 @@ Errors follow the same tree as the each::sense client (`bot.errors`): 401 `AuthE
 402 `PaymentRequired`, 429 `RateLimited` (here: too many runs in flight, a concurrency cap),
 5xx `ServerError`, no connection `ConnectError`, other 4xx `RequestRejected`. The API key is
 sent in headers only and never appears in a log line or an error.
+
+Every id that goes into a path is checked (`bot.arguments.is_id`: letters, digits, `-`, `_`)
+and quoted as one segment, whoever chose it: a person typing a workflow id, or Eachlabs
+answering with a run id. A typed id that fails is an `InputError`; a remote one a
+`ServerError`. Either way nothing is sent, so no id can steer the key to another endpoint.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 import aiohttp
 
+from bot.arguments import check_id, check_model, is_id
 from bot.errors import (
     AuthError,
     ConnectError,
@@ -174,16 +181,41 @@ def parse_job_state(body: object) -> JobState:
 
 
 def remote_id(body: object, *keys: str) -> str:
-    """The job id from a create/trigger answer, trying each documented key in turn."""
+    """The job id from a create/trigger answer, trying each documented key in turn.
+    An id that could not be used safely as a path segment is refused."""
     if isinstance(body, Mapping):
         for key in keys:
             value = body.get(key)
             if isinstance(value, str | int) and str(value):
-                return str(value)
+                return _remote_checked(str(value))
     raise ServerError(
         "Eachlabs accepted the run but did not say which one it was. Please try again.",
         detail=f"no id among {keys} in {str(body)[:200]}",
     )
+
+
+def _remote_checked(value: str) -> str:
+    if not is_id(value):
+        raise ServerError(
+            "Eachlabs answered with a run id I cannot use. Please try again.",
+            detail=f"malformed remote id {value[:100]!r}",
+        )
+    return value
+
+
+def _segment(value: str) -> str:
+    """One path segment: `/`, `?`, `#`, `%` and the rest percent-encoded."""
+    return quote(value, safe="")
+
+
+def _remote_segment(value: str) -> str:
+    """A run id (prediction or execution) from Eachlabs or from storage, as a path segment."""
+    return _segment(_remote_checked(value))
+
+
+def _typed_segment(value: str, *, what: str) -> str:
+    """An id a person typed (workflow, version), as a path segment; `InputError` if bad."""
+    return _segment(check_id(value, what=what))
 
 
 def parse_model(body: Mapping[str, Any]) -> ModelInfo | None:
@@ -344,6 +376,7 @@ class PredictionsClient:
         webhook_secret: str | None = None,
     ) -> str:
         """Start a prediction and return its id."""
+        check_model(model)  # it goes in the body, but a malformed slug is refused before
         body: dict[str, Any] = {"model": model, "version": version, "input": dict(input)}
         if webhook_url:
             body["webhook_url"] = webhook_url
@@ -364,12 +397,14 @@ class PredictionsClient:
         return remote_id(answer, "predictionID", "prediction_id", "id")
 
     async def get(self, prediction_id: str) -> JobState:
-        body = await self._http.request("GET", f"/prediction/{prediction_id}", what="run")
+        path = f"/prediction/{_remote_segment(prediction_id)}"
+        body = await self._http.request("GET", path, what="run")
         return parse_job_state(body)
 
     async def cancel(self, prediction_id: str) -> None:
         """Ask each::api to stop a prediction (best effort: it may finish anyway)."""
-        await self._http.request("POST", f"/prediction/{prediction_id}/cancel", what="run")
+        path = f"/prediction/{_remote_segment(prediction_id)}/cancel"
+        await self._http.request("POST", path, what="run")
 
     async def list_models(
         self, name: str = "", *, limit: int = 50, offset: int = 0
@@ -423,6 +458,8 @@ class WorkflowsClient:
         webhook_secret: str | None = None,
     ) -> str:
         """Start a workflow and return its execution id."""
+        workflow = _typed_segment(workflow_id, what="workflow id")
+        version = _typed_segment(version_id, what="version id") if version_id else "latest"
         body: dict[str, Any] = {"inputs": dict(inputs)}
         if webhook_url:
             body["webhook_url"] = webhook_url
@@ -433,19 +470,20 @@ class WorkflowsClient:
             body["input"] = dict(inputs)
             if version_id:
                 body["version_id"] = version_id
-            path = f"/{workflow_id}/trigger"
+            path = f"/{workflow}/trigger"
         else:
             # Assumption: the current API names the version in the path and "latest" picks
             # the newest one; the docs show only concrete version ids.
-            path = f"/workflows/trigger/{workflow_id}/{version_id or 'latest'}"
+            path = f"/workflows/trigger/{workflow}/{version}"
         answer = await self._http.request("POST", path, what="workflow", json_body=body)
         return remote_id(answer, "execution_id", "executionID", "id")
 
     async def get(self, execution_id: str) -> JobState:
+        execution = _remote_segment(execution_id)
         path = (
-            f"/executions/{execution_id}"
+            f"/executions/{execution}"
             if self.api == "legacy"
-            else f"/workflows/executions/{execution_id}"
+            else f"/workflows/executions/{execution}"
         )
         body = await self._http.request("GET", path, what="workflow run")
         return parse_job_state(body)

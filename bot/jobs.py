@@ -17,15 +17,15 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import shlex
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.arguments import parse_predict_args, parse_workflow_args  # noqa: F401
 from bot.config import Settings
 from bot.eachlabs import JobState, PredictionsClient, WorkflowsClient, parse_job_state
-from bot.errors import BotError, InputError, JobFailed, MediaRejected, UpstreamError
+from bot.errors import BotError, JobFailed, MediaRejected, UpstreamError
 from bot.media import MediaFetcher, kind_from_url
 from bot.models import (
     Button,
@@ -54,40 +54,6 @@ MAX_CHOICES = 25  # Discord's autocomplete limit
 _BACKOFF = 1.5
 _MODEL_PAGE = 100
 _MODEL_PAGES = 10
-
-
-def parse_predict_args(text: str) -> tuple[str, str]:
-    """`"model prompt..."` → (model, prompt). The prompt is kept as typed (quotes and all)."""
-    model, _, prompt = (text or "").strip().partition(" ")
-    prompt = prompt.strip()
-    if not model or not prompt:
-        raise InputError(PREDICT_USAGE)
-    return model, prompt
-
-
-def parse_workflow_args(text: str) -> tuple[str, dict[str, str]]:
-    """`"wf_id k=v k2='a b'"` → (workflow id, inputs). Shell-style quoting for values."""
-    try:
-        parts = shlex.split(text or "")
-    except ValueError as exc:
-        raise InputError(
-            f"I could not read that: {exc} (check your quotes). {WORKFLOW_USAGE}"
-        ) from exc
-    if not parts:
-        raise InputError(WORKFLOW_USAGE)
-    workflow_id, *pairs = parts
-    if "=" in workflow_id:
-        raise InputError(f"Start with the workflow id. {WORKFLOW_USAGE}")
-    inputs: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(
-                f"`{pair[:40]}` is not a `key=value` pair (quote values with spaces). "
-                f"{WORKFLOW_USAGE}"
-            )
-        inputs[key.strip()] = value
-    return workflow_id, inputs
 
 
 def _elapsed(seconds: float) -> str:
