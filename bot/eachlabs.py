@@ -145,13 +145,51 @@ def _steps(body: Mapping[str, Any]) -> tuple[int | None, int | None]:
     return step, steps
 
 
-def _error_text(body: Mapping[str, Any]) -> str | None:
-    error = body.get("error") or body.get("error_cause") or body.get("message")
-    if error is None or error == "":
+def _reason(value: object) -> str | None:
+    """A failure reason from one documented shape: a string, or an object such as the
+    webhook's `{error_code, error_message}` (the message is for people; the code stands in
+    when there is no message)."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, Mapping):
+        for key in ("error_message", "message", "detail", "error"):
+            found = _reason(value.get(key))
+            if found:
+                return found
+        code = value.get("error_code") or value.get("code")
+        return str(code) if code else None
+    return None
+
+
+def _output_reason(output: object) -> str | None:
+    """The webhook's failure shape: `output` is a list whose `[0].error` is an object or,
+    for legacy failures, a string (also tolerated: `output` being that object itself)."""
+    first = output[0] if isinstance(output, list) and output else output
+    return _reason(first.get("error")) if isinstance(first, Mapping) else None
+
+
+def _logs_reason(logs: object) -> str | None:
+    """The last non-empty line of a run's `logs` (where a crash usually says what broke)."""
+    if isinstance(logs, list):
+        logs = "\n".join(str(line) for line in logs if line is not None)
+    if not isinstance(logs, str):
         return None
-    if isinstance(error, Mapping):
-        error = error.get("message") or error.get("detail") or json.dumps(error)
-    return str(error)[:_MAX_ERROR_CHARS]
+    lines = [line.strip() for line in logs.splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def _error_text(body: Mapping[str, Any]) -> str | None:
+    """Why a run failed, from wherever the docs put it: the top-level `error` (a string or an
+    object), `output[0].error` (webhooks; their top-level `error` is always ""), a workflow's
+    `error_cause`, the last line of `logs`, and last a `message`."""
+    error = (
+        _reason(body.get("error"))
+        or _output_reason(body.get("output"))
+        or _reason(body.get("error_cause"))
+        or _logs_reason(body.get("logs"))
+        or _reason(body.get("message"))
+    )
+    return error[:_MAX_ERROR_CHARS] if error else None
 
 
 def parse_job_state(body: object) -> JobState:

@@ -1,6 +1,7 @@
 """Direct model runs and workflows end to end: the real `Jobs` with the real SQLite store and
 media fetcher, against the simulator's each::api/workflows endpoints, with the bot's webhook
-route served on 127.0.0.1 so the simulator's signed deliveries really arrive."""
+route served on 127.0.0.1 so the simulator's webhook deliveries (the job's secret in
+`X-Webhook-Secret`, as Eachlabs sends them) really arrive."""
 
 from __future__ import annotations
 
@@ -310,6 +311,7 @@ async def test_timeout_stops_waiting(env: Env) -> None:
 @pytest.mark.parametrize("speed", [100.0])
 async def test_webhook_finishes_at_once_and_three_deliveries_post_once(env: Env) -> None:
     # Polls 30 s apart: only the webhook (60 ms in) can finish this run quickly.
+    env.simjobs.repeat_deliveries = True  # every attempt goes out, as if the 200s were lost
     jobs = await env.jobs(job_poll_initial=30.0, job_poll_max=30.0)
     surface = RecordingSurface()
     started = time.monotonic()
@@ -331,6 +333,37 @@ async def test_webhook_finishes_at_once_and_three_deliveries_post_once(env: Env)
     assert len(surface.uploads) == 1 and len(surface.finals) == 1
 
 
+@pytest.mark.parametrize("speed", [100.0])
+async def test_one_accepted_delivery_is_enough(env: Env) -> None:
+    jobs = await env.jobs(job_poll_initial=30.0, job_poll_max=30.0)
+    surface = RecordingSurface()
+    await asyncio.wait_for(
+        jobs.run_prediction(key=KEY, user_id="u1", model="m", prompt="a fox", surface=surface),
+        timeout=10,
+    )
+    remote = next(iter(env.simjobs.jobs))
+    assert env.simjobs.deliveries == [(remote, 200)]  # a 2xx ends Eachlabs' retries
+    assert len(surface.uploads) == 1 and surface.finals[0].status.startswith("✅")
+
+
+@pytest.mark.parametrize("speed", [100.0])
+async def test_webhook_failure_shows_its_reason(env: Env) -> None:
+    # Only the webhook can end this run in time: its reason is in `output[0].error`, an
+    # object, while its top-level `error` is "" (the documented payload).
+    jobs = await env.jobs(job_poll_initial=30.0, job_poll_max=30.0)
+    surface = RecordingSurface()
+    await asyncio.wait_for(
+        jobs.run_prediction(key=KEY, user_id="u1", model="m", prompt="fail now", surface=surface),
+        timeout=10,
+    )
+    remote = next(iter(env.simjobs.jobs))
+    assert env.polls(remote) == 1 and env.simjobs.deliveries == [(remote, 200)]
+    [final] = surface.finals
+    assert final.status == "❌ failed"
+    assert "The run failed: The model crashed: out of memory (simulated)." in final.text
+    assert "no reason given" not in final.text
+
+
 async def test_no_webhook_polling_finishes_it(env: Env) -> None:
     jobs = await env.jobs()
     surface = RecordingSurface()
@@ -350,8 +383,17 @@ async def _post(env: Env, job_id: str, body: bytes, headers: dict[str, str]) -> 
 
 
 def _signed(secret: str, body: bytes, *, at: float | None = None) -> dict[str, str]:
+    """The HMAC form older docs describe (still accepted)."""
     ts = str(int(time.time() if at is None else at))
     return {"X-Webhook-Timestamp": ts, "X-Webhook-Signature": sign(secret, timestamp=ts, body=body)}
+
+
+def _secret(secret: str, body: bytes, *, at: float | None = None) -> dict[str, str]:
+    """The form Eachlabs sends today: the job's secret itself."""
+    return {"X-Webhook-Secret": secret, "Content-Type": "application/json"}
+
+
+AUTH = {"secret": _secret, "hmac": _signed}
 
 
 async def test_forged_stale_and_replayed_webhooks_are_refused(env: Env) -> None:
@@ -372,6 +414,10 @@ async def test_forged_stale_and_replayed_webhooks_are_refused(env: Env) -> None:
     assert await _post(env, record.id, done, _signed(secret, done, at=time.time() - 301)) == 401
     assert await _post(env, record.id, done, {}) == 401  # unsigned
     assert await _post(env, "jnosuchjob", done, _signed(secret, done)) == 401
+    assert await _post(env, record.id, done, _secret("not-the-secret", done)) == 401
+    assert await _post(env, record.id, done, _secret(secret[:-1], done)) == 401
+    assert await _post(env, record.id, done, {"X-Webhook-Secret": ""}) == 401
+    assert await _post(env, "jnosuchjob", done, _secret(secret, done)) == 401
     tampered = done.replace(b"x.example", b"evil.example")
     headers = _signed(secret, done)
     assert await _post(env, record.id, tampered, headers) == 401
@@ -387,10 +433,19 @@ async def test_forged_stale_and_replayed_webhooks_are_refused(env: Env) -> None:
     assert await _post(env, record.id, running, valid) == 200
     await asyncio.sleep(0.1)
     assert env.polls(record.remote_id) == 2
+    # the same with the header form: a retry of an accepted delivery is acknowledged only
+    queued = json.dumps({"exec_id": record.remote_id, "status": "queued"}).encode()
+    assert await _post(env, record.id, queued, _secret(secret, queued)) == 200
+    await until(lambda: env.polls(record.remote_id) == 3)
+    assert await _post(env, record.id, queued, _secret(secret, queued)) == 200
+    await asyncio.sleep(0.1)
+    assert env.polls(record.remote_id) == 3
     task.cancel()
 
 
-async def test_three_identical_deliveries_post_once(env: Env) -> None:
+@pytest.mark.parametrize("auth", sorted(AUTH))
+async def test_three_identical_deliveries_post_once(env: Env, auth: str) -> None:
+    authorize = AUTH[auth]
     jobs = await env.jobs(job_poll_initial=30.0, job_poll_max=30.0)
     surface = RecordingSurface()
     task = asyncio.create_task(
@@ -408,7 +463,7 @@ async def test_three_identical_deliveries_post_once(env: Env) -> None:
                 env,
                 record.id,
                 body.encode(),
-                _signed(record.webhook_secret, body.encode(), at=time.time() - n),
+                authorize(record.webhook_secret, body.encode(), at=time.time() - n),
             )
             for n in range(3)
         )
@@ -418,10 +473,16 @@ async def test_three_identical_deliveries_post_once(env: Env) -> None:
     assert [data for _, data, _ in surface.uploads] == [await _bytes(env.session, url)]
     assert len(surface.finals) == 1
     # a late fourth delivery for the finished job is acknowledged and does nothing
-    late = _signed(record.webhook_secret, body.encode())
+    late = authorize(record.webhook_secret, body.encode())
     assert await _post(env, record.id, body.encode(), late) == 200
+    other = json.dumps({"exec_id": record.remote_id, "status": "failed", "output": None})
+    late = authorize(record.webhook_secret, other.encode())
+    assert await _post(env, record.id, other.encode(), late) == 200  # finished: acknowledged
+    assert await _post(env, record.id, other.encode(), _secret("forged", b"")) == 401
     await asyncio.sleep(0.05)
-    assert len(surface.uploads) == 1
+    assert len(surface.uploads) == 1 and len(surface.finals) == 1
+    done = await env.store.get_job(record.id)
+    assert done is not None and done.status is JobStatus.SUCCEEDED
 
 
 # --- restart, cancel, models -----------------------------------------------------------------

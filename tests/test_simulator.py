@@ -18,9 +18,11 @@ from typing import Any
 import aiohttp
 import pytest
 import requests
+from aiohttp import web
 from openai import AsyncOpenAI
 
 from simulator import Simulator, serve
+from simulator.jobs import sim_jobs
 
 FAST = 1000.0
 MakeSim = Callable[..., Awaitable[Simulator]]
@@ -514,3 +516,110 @@ async def test_serve_logs_url_and_runs_until_cancelled(
         await task
     with pytest.raises(aiohttp.ClientConnectionError):
         await fetch(http, f"{url}/healthz")
+
+
+# --- job webhooks --------------------------------------------------------------------------
+
+
+class Hooks:
+    """A webhook receiver on 127.0.0.1: records each delivery, answers the scripted status."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.answers: list[int] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        self.received.append((dict(request.headers), await request.json()))
+        return web.Response(status=self.answers.pop(0) if self.answers else 200)
+
+    async def __aenter__(self) -> Hooks:
+        app = web.Application()
+        app.router.add_post("/hook", self._receive)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/hook"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+async def _create(http: aiohttp.ClientSession, sim: Simulator, path: str, body: Any) -> str:
+    async with http.post(f"{sim.url}/eachlabs/v1{path}", json=body) as resp:
+        answer = await resp.json()
+    return str(answer.get("predictionID") or answer.get("execution_id"))
+
+
+async def test_webhooks_are_sent_the_documented_way(
+    make_sim: MakeSim, http: aiohttp.ClientSession
+) -> None:
+    sim = await make_sim(speed=100)
+    async with Hooks() as hooks:
+        hook = {"webhook_url": hooks.url, "webhook_secret": "per-run-secret"}
+        ok = await _create(
+            http, sim, "/prediction", {"model": "m", "input": {"prompt": "a fox"}, **hook}
+        )
+        await wait_for(lambda: len(hooks.received) == 1)
+        headers, payload = hooks.received[0]
+        assert headers["X-Webhook-Secret"] == "per-run-secret"
+        assert headers["Content-Type"] == "application/json"
+        assert "X-Webhook-Signature" not in headers and "X-Webhook-Timestamp" not in headers
+        assert payload == {
+            "exec_id": ok,
+            "flow_id": None,
+            "status": "succeeded",
+            "output": sim.media_url(f"{ok}.png"),
+            "error": "",
+        }
+        bad = await _create(
+            http, sim, "/workflows/trigger/wf_x/latest", {"inputs": {"p": "fail"}, **hook}
+        )
+        await wait_for(lambda: len(hooks.received) == 2)
+        _, failed = hooks.received[1]
+        assert failed["exec_id"] == bad and failed["flow_id"] == "wf_x"
+        assert failed["status"] == "failed" and failed["error"] == ""
+        assert failed["output"] == [
+            {
+                "error": {
+                    "error_code": "EXECUTION_ERROR",
+                    "error_message": "The model crashed: out of memory (simulated).",
+                }
+            }
+        ]
+
+
+async def test_webhooks_retry_until_2xx_and_skip_cancellations(
+    make_sim: MakeSim, http: aiohttp.ClientSession
+) -> None:
+    sim = await make_sim(speed=100)
+    jobs = sim_jobs(sim.app)
+    async with Hooks() as hooks:
+        hooks.answers = [500, 401]  # then 200: the third attempt is accepted
+        hook = {"webhook_url": hooks.url, "webhook_secret": "s"}
+        first = await _create(
+            http, sim, "/prediction", {"model": "m", "input": {"prompt": "x"}, **hook}
+        )
+        await wait_for(lambda: len(jobs.deliveries) == 3)
+        assert jobs.deliveries == [(first, 500), (first, 401), (first, 200)]
+        cancelled = await _create(
+            http, sim, "/prediction", {"model": "m", "input": {"prompt": "slow"}, **hook}
+        )
+        async with http.post(f"{sim.url}/eachlabs/v1/prediction/{cancelled}/cancel") as resp:
+            assert resp.status == 200
+        last = await _create(
+            http, sim, "/prediction", {"model": "m", "input": {"prompt": "y"}, **hook}
+        )
+        await wait_for(lambda: len(jobs.deliveries) == 4)
+        assert jobs.deliveries[3] == (last, 200)
+        assert all(job_id != cancelled for job_id, _ in jobs.deliveries)
+
+
+async def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
