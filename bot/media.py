@@ -97,6 +97,7 @@ _GENERIC_TYPES = frozenset(
     {"", "application/octet-stream", "binary/octet-stream", "application/binary"}
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
 class MediaRefused(MediaRejected):
@@ -233,12 +234,18 @@ def format_size(size: int) -> str:
 
 def redact_url(url: URL | str) -> str:
     """The URL without query, fragment or credentials: signed links carry tokens in the query
-    and must never reach a log."""
-    parsed = URL(url) if isinstance(url, str) else url
+    and must never reach a log. A URL yarl cannot parse is cut by hand the same way."""
     try:
+        parsed = URL(url) if isinstance(url, str) else url
         return str(parsed.with_query(None).with_fragment(None).with_user(None))
     except ValueError:
-        return "<unparseable url>"
+        text = re.sub(r"[?#].*", "", str(url), flags=re.S)
+        return re.sub(r"(//)[^/]*@", r"\1", text, count=1)[:200]
+
+
+def redact_urls(text: str) -> str:
+    """`text` (an exception's message, say) with every URL in it redacted."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
 
 
 def _url_suffix(url: str) -> str:
@@ -401,7 +408,7 @@ class MediaFetcher:
                 )
             except aiohttp.ClientConnectorError as exc:
                 last_error = exc
-                log.debug("media connect to %s failed: %s", address, exc)
+                log.debug("media connect to %s failed: %s", address, redact_urls(str(exc)))
         assert last_error is not None  # addresses is never empty
         raise last_error
 
@@ -506,7 +513,7 @@ def _network(url: str, exc: BaseException) -> MediaRefused:
     return MediaRefused(
         "The file could not be downloaded (network error).",
         reason="network",
-        detail=f"{redact_url(url)}: {what}: {exc}",
+        detail=f"{redact_url(url)}: {what}: {redact_urls(str(exc))}",
     )
 
 

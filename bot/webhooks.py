@@ -26,12 +26,14 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from bot.arguments import is_id
 from bot.jobs import Jobs
 
 log = logging.getLogger(__name__)
 
 MAX_SKEW = 300.0
 _SEEN_MAX = 10_000
+_LOGGED_ID = 40  # characters of a caller-chosen job id a log line shows
 
 
 def sign(secret: str, *, timestamp: str, body: bytes) -> str:
@@ -85,12 +87,18 @@ def webhook_routes(jobs: Jobs) -> list[web.RouteDef]:
 
     async def receive(request: web.Request) -> web.Response:
         job_id = request.match_info["job_id"]
+        # Anyone can call this URL: until the job is known, its id is the caller's text, so
+        # it is format-checked, shortened and logged only as a repr (no forged log lines).
+        if not is_id(job_id):
+            log.warning("rejected a webhook for a malformed job id %r", job_id[:_LOGGED_ID])
+            return web.Response(status=401)
         body = await request.read()  # the raw bytes: a signature covers them exactly
         secret = await jobs.webhook_secret(job_id)
         delivery = None if secret is None else authentic(request, secret, body)
         if delivery is None:
             log.warning(
-                "rejected a webhook for job %s (unknown job, bad secret or signature)", job_id[:40]
+                "rejected a webhook for job %r (unknown job, bad secret or signature)",
+                job_id[:_LOGGED_ID],
             )
             return web.Response(status=401)
         if delivery in seen:

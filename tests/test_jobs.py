@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from bot.config import Settings
 from bot.eachlabs import PredictionsClient, WorkflowsClient
@@ -441,6 +444,27 @@ async def test_forged_stale_and_replayed_webhooks_are_refused(env: Env) -> None:
     await asyncio.sleep(0.1)
     assert env.polls(record.remote_id) == 3
     task.cancel()
+
+
+async def test_webhooks_for_unknown_jobs_log_no_caller_text_verbatim(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    await env.jobs()
+    caplog.set_level(logging.DEBUG, logger="bot.webhooks")
+    forged = "j1\nCRITICAL root: forged entry \x1b[31m" + "x" * 500
+    probes = [forged, "../../etc", "jdeadbeef00000000", "y" * 300]
+    body = b'{"status": "succeeded"}'
+    for job_id in probes:
+        url = URL(f"{env.public_url}/webhooks/eachlabs/{quote(job_id, safe='')}", encoded=True)
+        async with env.session.post(url, data=body, headers=_secret("s", body)) as resp:
+            assert resp.status == 401
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.webhooks"]
+    assert len(lines) == len(probes)
+    for line in lines:
+        assert "\n" not in line and "\x1b" not in line  # the repr shows them escaped
+        assert "x" * 41 not in line and "y" * 41 not in line  # shortened
+    assert "malformed job id 'j1\\nCRITICAL" in lines[0]
+    assert "'jdeadbeef00000000'" in lines[2]
 
 
 @pytest.mark.parametrize("auth", sorted(AUTH))

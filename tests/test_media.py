@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import tracemalloc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -447,6 +448,54 @@ async def test_connection_refused_is_a_network_refusal(
     await listener.wait_closed()
     error = await _refusal(_fetcher(session, tmp_path), f"http://127.0.0.1:{port}/x.png")
     assert error.reason == "network"
+
+
+SIGNATURE = "X-Amz-Signature=TOPSECRET"
+
+
+async def test_signed_urls_never_reach_a_log_or_an_error(
+    server: Server,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fetcher = _fetcher(session, tmp_path, max_bytes=1000)
+    listener = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    closed = listener.sockets[0].getsockname()[1]
+    listener.close()
+    await listener.wait_closed()
+    urls = [
+        f"{server.base}/missing?{SIGNATURE}",  # HTTP 404
+        f"{server.base}/page.png?{SIGNATURE}",  # not media
+        f"{server.base}/chunked?total=5000&{SIGNATURE}",  # too big
+        f"{server.base}/hop?{SIGNATURE}#{SIGNATURE}",  # redirect, then too big
+        f"{server.base}/to-metadata?{SIGNATURE}",  # redirect to a forbidden address
+        f"http://127.0.0.1:{closed}/x.png?{SIGNATURE}",  # connection refused
+        f"http://127.0.0.1:99999/x.png?{SIGNATURE}",  # a URL yarl cannot parse
+        f"http://[::1/x.png?{SIGNATURE}",
+        f"http://user:TOPSECRET@127.0.0.1:{server.port}/img.png",  # credentials
+    ]
+    for url in urls:
+        error = await _refusal(fetcher, url)
+        for text in (error.detail, str(error), error.user_message):
+            assert "TOPSECRET" not in text, (url, text)
+    async with fetcher.fetch(f"{server.base}/tiny?{SIGNATURE}") as media:
+        assert media.kind == "image"
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("bot"))
+    assert "fetched" in ours and "media redirect" in ours  # (the test server's log is not ours)
+    assert "TOPSECRET" not in ours
+
+
+def test_redaction_of_unparseable_urls_and_of_text() -> None:
+    from bot.media import redact_urls
+
+    assert redact_url("http://127.0.0.1:99999/a.png?sig=S#f") == "http://127.0.0.1:99999/a.png"
+    assert redact_url("https://u:p@[::1/a?sig=S") == "https://[::1/a"
+    assert redact_urls("GET https://cdn.example/a.png?sig=S failed; see http://x.example/?t=1") == (
+        "GET https://cdn.example/a.png failed; see http://x.example/"
+    )
+    assert redact_urls("no url here") == "no url here"
 
 
 async def test_from_settings(session: aiohttp.ClientSession, tmp_path: Path) -> None:
