@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     media_allow_insecure: bool = False
     media_max_bytes: int = Field(200 * 1024 * 1024, gt=0)
     media_fetch_timeout: float = Field(120.0, gt=0)
+    media_fetch_deadline: float = Field(300.0, gt=0)
 
     # the offline simulator
     simulator_host: str = "127.0.0.1"

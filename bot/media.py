@@ -11,7 +11,9 @@ policy:
 - redirects are followed by hand (at most `MAX_REDIRECTS`) and each target passes the same
   check, so a public link bouncing to 169.254.169.254 is refused;
 - the body is streamed to a temporary file with a size cap (Content-Length is checked first,
-  then the bytes are counted, since servers omit or misstate it) and an idle read timeout.
+  then the bytes are counted, since servers omit or misstate it) and an idle read timeout;
+- the whole fetch (every hop and the body) has a total deadline (`MEDIA_FETCH_DEADLINE`), so a
+  server trickling a byte now and then cannot hold a turn forever.
 
 `allow_insecure` (the `MEDIA_ALLOW_INSECURE` setting, for local testing with the simulator)
 also allows `http` and loopback/private addresses. Link-local (cloud metadata), multicast,
@@ -107,6 +109,19 @@ class MediaRefused(MediaRejected):
     def __init__(self, user_message: str, *, reason: RefusalReason, detail: str = "") -> None:
         super().__init__(user_message, detail=detail)
         self.reason: RefusalReason = reason
+
+
+class MediaTooSlow(MediaRefused):
+    """The fetch did not finish within its total deadline (a `network` refusal: the link
+    still works for a person, only not for the bot's wait)."""
+
+    def __init__(self, *, deadline: float, url: str) -> None:
+        super().__init__(
+            f"The file took too long to download (more than {_duration(deadline)}).",
+            reason="network",
+            detail=f"{redact_url(url)}: not fetched within the {deadline:g} s deadline",
+        )
+        self.deadline = deadline
 
 
 # --- pure helpers ------------------------------------------------------------------------
@@ -248,6 +263,13 @@ def redact_urls(text: str) -> str:
     return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
 
 
+def _duration(seconds: float) -> str:
+    if seconds >= 60:
+        minutes = round(seconds / 60)
+        return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    return "1 second" if seconds == 1 else f"{seconds:g} seconds"
+
+
 def _url_suffix(url: str) -> str:
     try:
         return Path(URL(url).path).suffix.lower()
@@ -288,14 +310,17 @@ class MediaFetcher:
         max_bytes: int,
         allow_insecure: bool = False,
         timeout: float = 120.0,
+        deadline: float = 300.0,
         tmp_dir: str | None = None,
     ) -> None:
         self._session = session
         self._max_bytes = max_bytes
         self._allow_insecure = allow_insecure
+        # `timeout` is an idle timeout (no byte for that long); `deadline` caps the whole fetch.
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=min(timeout, 30.0), sock_read=timeout
         )
+        self._deadline = deadline
         self._tmp_dir = tmp_dir
 
     @classmethod
@@ -305,6 +330,7 @@ class MediaFetcher:
             max_bytes=settings.media_max_bytes,
             allow_insecure=settings.media_allow_insecure,
             timeout=settings.media_fetch_timeout,
+            deadline=settings.media_fetch_deadline,
         )
 
     def fetch(
@@ -327,6 +353,16 @@ class MediaFetcher:
             _remove(path)
 
     async def _download(self, url: str, cap: int, sink: BinaryIO, path: Path) -> MediaFile:
+        deadline = asyncio.timeout(self._deadline)
+        try:
+            async with deadline:
+                return await self._download_now(url, cap, sink, path)
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise
+            raise MediaTooSlow(deadline=self._deadline, url=url) from exc
+
+    async def _download_now(self, url: str, cap: int, sink: BinaryIO, path: Path) -> MediaFile:
         try:
             response = await self._follow(url)
         except (TimeoutError, aiohttp.ClientError) as exc:

@@ -18,6 +18,7 @@ from bot.errors import MediaRejected
 from bot.media import (
     MediaFetcher,
     MediaRefused,
+    MediaTooSlow,
     classify_address,
     format_size,
     media_kind,
@@ -99,6 +100,20 @@ def _app(server: Server) -> web.Application:
         await response.write_eof()
         return response
 
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        """A byte every 20 ms of a file that claims 10 MB: never idle, never done."""
+        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        response.content_length = 10 * 1024 * 1024
+        await response.prepare(request)
+        await response.write(PNG[:64])
+        try:
+            while not server.release.is_set():
+                await response.write(b"\x00")
+                await asyncio.sleep(0.02)
+        except ConnectionError:
+            pass
+        return response
+
     async def stall(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "image/png"})
         response.content_length = 10_000
@@ -126,6 +141,7 @@ def _app(server: Server) -> web.Application:
         "/chunked": chunked,
         "/five": five_mb,
         "/stall": stall,
+        "/trickle": trickle,
     }
     for path, handler in routes.items():
         app.router.add_get(path, handler)  # type: ignore[arg-type]
@@ -437,6 +453,32 @@ async def test_idle_timeout_is_a_network_refusal(
     error = await _refusal(_fetcher(session, tmp_path, timeout=0.3), f"{server.base}/stall")
     assert error.reason == "network"
     assert _leftovers(tmp_path) == []
+
+
+async def test_a_trickling_server_meets_the_total_deadline(
+    server: Server, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        media_allow_insecure=True,
+        media_fetch_timeout=5.0,  # the idle timeout alone would never fire
+        media_fetch_deadline=0.3,
+    )
+    fetcher = MediaFetcher.from_settings(session, settings)
+    fetcher._tmp_dir = str(tmp_path)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(MediaTooSlow) as caught:
+        async with asyncio.timeout(5):  # without a deadline the fetch would run forever
+            async with fetcher.fetch(f"{server.base}/trickle?sig=SECRET"):
+                pytest.fail("fetch should have been refused")
+    assert asyncio.get_running_loop().time() - started < 3
+    error = caught.value
+    assert isinstance(error, MediaRejected) and error.reason == "network"
+    assert error.user_message == "The file took too long to download (more than 0.3 seconds)."
+    assert "SECRET" not in error.detail and "0.3 s deadline" in error.detail
+    assert _leftovers(tmp_path) == []
+    assert Settings(_env_file=None).media_fetch_deadline == 300.0  # type: ignore[call-arg]
+    assert "5 minutes" in MediaTooSlow(deadline=300.0, url="https://x.example/a").user_message
 
 
 async def test_connection_refused_is_a_network_refusal(
