@@ -37,6 +37,11 @@ HTTP 402 (``INSUFFICIENT_BALANCE``) or 500 (``GENERATION_FAILED``) with ``error_
 closes the connection before any response, and ``SESSION_BUSY`` is HTTP 409. With streaming,
 ``SESSION_BUSY`` is an ``error`` event, as the real service sends it.
 
+What the simulator remembers is bounded, since it also serves a keyless bot on real platforms
+for as long as that runs: the newest `max_requests` requests (`requests`), the
+`max_sessions` most recently used sessions (`sessions`, least recently used dropped first),
+and likewise for the job endpoints' records (see `simulator.jobs`).
+
 Other request fields honoured: ``session_id`` (history kept per session, a missing one gets a
 fresh id), ``mode`` (``eco`` halves every delay and its text says "eco mode"), ``web_search``
 (adds ``web_search_query``/``web_search_citations``), ``image_urls`` (mentioned in the text).
@@ -53,9 +58,10 @@ import struct
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 
@@ -64,11 +70,57 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "eachsense/beta"
 BIGMEDIA_DEFAULT_BYTES = 25 * 1024 * 1024
 MAX_HISTORY = 50  # the real service keeps about 50 messages per session
+MAX_REQUESTS = 1000  # requests kept for inspection
+MAX_SESSIONS = 1000  # sessions kept (least recently used dropped first)
 STALL_SECONDS = 3600.0
 _BLOB_CHUNK = 64 * 1024
 
 Shape = Literal["openai", "raw"]
 Step = tuple[float, dict[str, Any]]
+T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Recent(list[T]):
+    """A list that keeps only its newest `maxlen` items (older ones are dropped as new ones
+    are appended). A list, not a deque, so tests keep comparing, slicing and unpacking it."""
+
+    def __init__(self, maxlen: int, items: Iterable[T] = ()) -> None:
+        if maxlen < 1:
+            raise ValueError("maxlen must be at least 1")
+        super().__init__(items)
+        self.maxlen = maxlen
+        self._trim()
+
+    def append(self, item: T) -> None:
+        super().append(item)
+        self._trim()
+
+    def _trim(self) -> None:
+        if len(self) > self.maxlen:
+            del self[: len(self) - self.maxlen]
+
+
+class Lru(OrderedDict[K, V]):
+    """A dict of at most `maxsize` entries; `touch` marks one used, the least recently used
+    goes first when a new key would exceed the size."""
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        super().__init__()
+        self.maxsize = maxsize
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.maxsize:
+            self.popitem(last=False)
+
+    def touch(self, key: K) -> None:
+        if key in self:
+            self.move_to_end(key)
 
 
 @dataclass(slots=True)
@@ -139,6 +191,8 @@ class Simulator:
         shape: Shape = "openai",
         speed: float = 1.0,
         api_key: str | None = None,
+        max_requests: int = MAX_REQUESTS,
+        max_sessions: int = MAX_SESSIONS,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -147,10 +201,11 @@ class Simulator:
         self.shape: Shape = shape
         self.speed = speed
         self.api_key = api_key
-        self.requests: list[SimRequest] = []
-        self.sessions: dict[str, list[dict[str, Any]]] = {}
+        self.max_requests = max_requests
+        self.requests: Recent[SimRequest] = Recent(max_requests)
+        self.sessions: Lru[str, list[dict[str, Any]]] = Lru(max_sessions)
         self._busy: set[str] = set()
-        self._attempts: dict[tuple[str, str], int] = {}
+        self._attempts: Lru[tuple[str, str], int] = Lru(max_sessions)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.app = self._build_app()
@@ -283,7 +338,7 @@ class Simulator:
         return resp
 
     def _begin_turn(self, body: dict[str, Any], *, prompt: str, session_id: str) -> _Turn:
-        history = self.sessions.setdefault(session_id, [])
+        history = self._history(session_id)
         turn = self._make_turn(body, prompt=prompt, session_id=session_id, history=history)
         history.append({"role": "user", "content": prompt})
         del history[:-MAX_HISTORY]
@@ -408,9 +463,18 @@ class Simulator:
         )
 
     def _remember(self, turn: _Turn, content: str) -> None:
-        history = self.sessions.setdefault(turn.session_id, [])
+        history = self._history(turn.session_id)
         history.append({"role": "assistant", "content": content})
         del history[:-MAX_HISTORY]
+
+    def _history(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's messages (a new session if unknown), marked as just used."""
+        history = self.sessions.get(session_id)
+        if history is None:
+            history = self.sessions[session_id] = []
+        else:
+            self.sessions.touch(session_id)
+        return history
 
     async def _sleep(self, delay: float, mode: str) -> None:
         if delay <= 0:

@@ -18,6 +18,9 @@ three attempts go out even after a 2xx (an acknowledgement lost on the way). Wor
 `fail` (the run fails), `fail:401|402|429|500` (creating it is refused), `nowebhook` (no
 delivery: polling must finish it), `slow` (several more polls), `video` (an .mp4 output),
 `shape:list|object` (the output's wire shape). A workflow id starting `missing` is a 404.
+
+The records are bounded like the chat side's: the newest `max_records` requests and
+deliveries, and at most `max_records` jobs (the oldest finished ones are forgotten first).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from simulator import Recent
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -42,6 +47,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Seconds of simulated time (divided by the simulator's speed).
 _DURATION = {"prediction": 6.0, "workflow": 12.0, "video": 60.0, "slow": 120.0}
 _DELIVERY_GAP = 10.0  # Eachlabs retries webhooks about 10 s apart
+MAX_RECORDS = 1000
 _POLLS = 2
 _SLOW_POLLS = 6
 _STEPS = 3
@@ -97,11 +103,25 @@ class SimJobs:
     speed: float
     cancel_delay: float = 0.0  # seconds a cancel takes to answer (tests of slow cancels)
     repeat_deliveries: bool = False  # send all three webhook attempts even after a 2xx
+    max_records: int = MAX_RECORDS
     jobs: dict[str, SimJob] = field(default_factory=dict)
-    requests: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
-    deliveries: list[tuple[str, int]] = field(default_factory=list)
+    requests: Recent[tuple[str, str, dict[str, Any] | None]] = field(init=False)
+    deliveries: Recent[tuple[str, int]] = field(init=False)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self.requests = Recent(self.max_records)
+        self.deliveries = Recent(self.max_records)
+
+    def add(self, job: SimJob) -> None:
+        """Keep `job`; past `max_records` jobs, forget the oldest finished ones."""
+        self.jobs[job.id] = job
+        excess = len(self.jobs) - self.max_records
+        if excess > 0:
+            ended = [key for key, known in self.jobs.items() if known.ended][:excess]
+            for key in ended:
+                del self.jobs[key]
 
 
 JOBS_KEY = web.AppKey("jobs_sim", SimJobs)
@@ -109,7 +129,10 @@ JOBS_KEY = web.AppKey("jobs_sim", SimJobs)
 
 def add_routes(app: web.Application, sim: Any) -> None:
     """Mount prediction/workflow routes on the simulator app. `sim` is the `Simulator`."""
-    state = SimJobs(speed=float(getattr(sim, "speed", 1.0) or 1.0))
+    state = SimJobs(
+        speed=float(getattr(sim, "speed", 1.0) or 1.0),
+        max_records=int(getattr(sim, "max_requests", MAX_RECORDS)),
+    )
     app[JOBS_KEY] = state
     h = _Handlers(state, sim)
     api, legacy = "/eachlabs/v1", "/workflows/api/v1"
@@ -305,7 +328,7 @@ class _Handlers:
         url, secret = body.get("webhook_url"), body.get("webhook_secret")
         if isinstance(url, str) and url and "nowebhook" not in words:
             job.webhook_url, job.webhook_secret = url, str(secret or "")
-        self.state.jobs[job.id] = job
+        self.state.add(job)
         self._spawn(self._run(job))
         return job
 

@@ -623,3 +623,48 @@ async def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
+
+
+# --- bounded memory ------------------------------------------------------------------------
+
+
+async def test_requests_and_sessions_are_bounded(
+    make_sim: MakeSim, http: aiohttp.ClientSession
+) -> None:
+    sim = await make_sim(max_requests=5, max_sessions=3)
+    url = f"{sim.base_url}/chat/completions"
+
+    async def turn(session: str, prompt: str = "just text") -> str:
+        async with http.post(url, json=body(prompt, session_id=session, stream=False)) as resp:
+            return (await resp.json())["choices"][0]["message"]["content"]
+
+    for name in ("a", "b", "c"):
+        await turn(name)
+    await turn("a")  # `a` is now the most recently used
+    await turn("d")  # a fourth session: `b`, the least recently used, is dropped
+    assert list(sim.sessions) == ["c", "a", "d"]
+    assert "turn 3 in this session" in await turn("a")  # `a` kept its history
+    assert "turn 1 in this session" in await turn("b")  # `b` starts again
+    for n in range(20):
+        await turn(f"s{n}", f"just text {n}")
+    assert len(sim.sessions) == 3 and len(sim.requests) == 5
+    assert [r.prompt for r in sim.requests] == [f"just text {n}" for n in range(15, 20)]
+    assert sim.requests[-1].session_id == "s19" and sim.requests[1:] == list(sim.requests)[1:]
+    defaults = Simulator()
+    assert defaults.requests.maxlen == 1000 and defaults.sessions.maxsize == 1000
+
+
+async def test_job_records_are_bounded(make_sim: MakeSim, http: aiohttp.ClientSession) -> None:
+    sim = await make_sim(max_requests=4)
+    jobs = sim_jobs(sim.app)
+    ids = []
+    for n in range(10):
+        pid = await _create(http, sim, "/prediction", {"model": "m", "input": {"prompt": f"{n}"}})
+        ids.append(pid)
+        async with http.get(f"{sim.url}/eachlabs/v1/prediction/{pid}") as resp:
+            assert resp.status == 200
+        jobs.jobs[pid].ended = True  # as if it had run its course
+    assert len(jobs.requests) == 4 and len(jobs.jobs) == 4
+    assert list(jobs.jobs) == ids[-4:]  # the oldest finished runs are forgotten first
+    running = [await _create(http, sim, "/prediction", {"model": "m", "input": {"prompt": "slow"}})]
+    assert running[0] in jobs.jobs and len(jobs.jobs) == 4
