@@ -36,6 +36,8 @@ from bot.errors import (
     RequestRejected,
     ServerError,
     UpstreamError,
+    balance_message,
+    sentence,
 )
 from bot.models import JobStatus
 
@@ -274,7 +276,7 @@ def parse_model(body: Mapping[str, Any]) -> ModelInfo | None:
 
 def _detail(body: object, text: str) -> str:
     if isinstance(body, Mapping):
-        for key in ("detail", "message", "error"):
+        for key in ("details", "detail", "message", "error"):
             value = body.get(key)
             if value:
                 return str(value)[:_MAX_ERROR_CHARS]
@@ -296,13 +298,19 @@ def error_for(
 ) -> UpstreamError:
     """The error (and its sentence for a person) for an HTTP failure from each::api."""
     detail = f"{what}: HTTP {status}: {_detail(body, text)}"
+    # each::api's 402 and 429 put the sentence for people in `details`:
+    # {"status": 429, "error": "too many requests", "details": "...10 concurrent..."}
+    details = body.get("details") if isinstance(body, Mapping) else None
     if status in (401, 403):
         return AuthError(detail=detail, status=status)
     if status == 402:
-        return PaymentRequired(detail=detail, status=status)
+        return PaymentRequired(balance_message(details), detail=detail, status=status)
     if status == 429:
+        said = sentence(details)
         return RateLimited(
-            "Too many runs are in flight on this Eachlabs account. "
+            f"Too many runs are in flight on this Eachlabs account: {said}"
+            if said
+            else "Too many runs are in flight on this Eachlabs account. "
             "Wait for one to finish, then try again.",
             detail=detail,
             retry_after=retry_after,

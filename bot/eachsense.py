@@ -34,6 +34,7 @@ from bot.errors import (
     ServerError,
     StreamCut,
     UpstreamError,
+    balance_message,
 )
 from bot.models import (
     AgentMessage,
@@ -69,6 +70,13 @@ _CODE_MESSAGES = {
     "SESSION_NOT_FOUND": (
         "each::sense no longer has this conversation (sessions expire after a while). "
         "Start a new thread to continue."
+    ),
+    "TIMEOUT": (
+        "each::sense ran out of time on this request and stopped it. "
+        "Send it again, or try a simpler request."
+    ),
+    "CONTENT_FILTER": (
+        "each::sense's content filter blocked this request, so nothing was made. Try rewording it."
     ),
 }
 
@@ -261,6 +269,7 @@ class EachSenseClient:
         raw = await resp.content.read(_MAX_ERROR_BODY)
         payload = _loads(raw)
         detail_value, code = _error_fields(payload)
+        details = _error_details(payload)
         detail_text = self._scrub(_as_text(detail_value) or raw.decode("utf-8", "replace")[:500])
         detail = f"HTTP {status}: {detail_text}" + (f" ({code})" if code else "")
         if status == 429 or code == "RATE_LIMITED":
@@ -276,11 +285,13 @@ class EachSenseClient:
                 retry_after=retry_after,
             )
         if code:
-            return self._agent_error(detail_text, code, status=status, detail=detail)
+            return self._agent_error(
+                detail_text, code, details=details, status=status, detail=detail
+            )
         if status == 401:
             return AuthError(detail=detail, status=status)
         if status == 402:
-            return PaymentRequired(detail=detail, status=status)
+            return PaymentRequired(self._balance(details), detail=detail, status=status)
         if status >= 500:
             return ServerError(detail=detail, status=status)
         # Only a plain sentence is shown; structured details (422 validation lists) stay in logs.
@@ -289,13 +300,23 @@ class EachSenseClient:
         return RequestRejected(user, detail=detail, status=status)
 
     def _agent_error(
-        self, message: str, code: str | None, *, status: int | None = None, detail: str = ""
+        self,
+        message: str,
+        code: str | None,
+        *,
+        details: object = None,
+        status: int | None = None,
+        detail: str = "",
     ) -> UpstreamError:
-        """The error for an `error` event or an error body carrying an `error_code`."""
+        """The error for an `error` event or an error body carrying an `error_code`;
+        `details` is the event's `details` object (balances and a top-up link for
+        `INSUFFICIENT_BALANCE`)."""
         message = self._scrub(message)
         detail = detail or f"error event: {message}" + (f" ({code})" if code else "")
+        if details:
+            detail += f" details={self._scrub(_as_text(details))[:500]}"
         if code == "INSUFFICIENT_BALANCE":
-            return PaymentRequired(detail=detail, status=status)
+            return PaymentRequired(self._balance(details), detail=detail, status=status)
         if code in _CODE_MESSAGES:
             return AgentError(_CODE_MESSAGES[code], detail=detail, code=code, status=status)
         if code == "RATE_LIMITED":
@@ -303,6 +324,11 @@ class EachSenseClient:
         shown = _short(message)
         user = f"each::sense reported an error: {shown}" if shown else None
         return AgentError(user, detail=detail, code=code, status=status)
+
+    def _balance(self, details: object) -> str | None:
+        """The out-of-credit sentence with the balance and top-up link, when given."""
+        said = balance_message(details)
+        return self._scrub(said) if said else None
 
     def _scrub(self, text: str) -> str:
         """Remove the API key from text bound for a log or an exception, should a server
@@ -332,7 +358,7 @@ class EachSenseClient:
     def _completion(self, payload: dict[str, Any]) -> Completion:
         detail_value, code = _error_fields(payload)
         if code or (payload.get("error") and not payload.get("choices")):
-            raise self._agent_error(_as_text(detail_value), code)
+            raise self._agent_error(_as_text(detail_value), code, details=_error_details(payload))
         content = ""
         choices = payload.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
@@ -407,6 +433,7 @@ class EachSenseClient:
                 raise self._agent_error(
                     _as_text(event.get("message") or event.get("detail")),
                     _opt_str(event.get("error_code") or event.get("code")),
+                    details=event.get("details"),
                 )
             parsed = _event(kind, event)
             if parsed is None:
@@ -492,6 +519,17 @@ def _error_fields(payload: dict[str, Any] | None) -> tuple[Any, str | None]:
     elif isinstance(error, str):
         detail = detail or error
     return detail, code if isinstance(code, str) and code else None
+
+
+def _error_details(payload: dict[str, Any] | None) -> object:
+    """An error body's `details` (top level, or inside an OpenAI-style `error` object)."""
+    if not payload:
+        return None
+    details = payload.get("details")
+    error = payload.get("error")
+    if details is None and isinstance(error, dict):
+        details = error.get("details")
+    return details
 
 
 def _delta_content(chunk: Mapping[str, Any]) -> str:

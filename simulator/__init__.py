@@ -26,7 +26,10 @@ prompt contains          what happens
 ``fail:500``             HTTP 500 ``{"detail": ...}``, always
 ``fail:500-once``        the 500 only on the first attempt of a (session, prompt), then normal
 ``fail:error``           a few events, then an ``error`` event ``GENERATION_FAILED``
-``fail:balance``         a few events, then an ``error`` event ``INSUFFICIENT_BALANCE``
+``fail:balance``         a few events, then an ``error`` event ``INSUFFICIENT_BALANCE`` with
+                         ``details`` (balance $0.42, about $1.20 needed, a top-up URL)
+``fail:timeout``         a few events, then an ``error`` event ``TIMEOUT``
+``fail:filter``          a few events, then an ``error`` event ``CONTENT_FILTER``
 ``fail:cut``             a few events, then the connection drops (no ``[DONE]``)
 ``fail:stall``           a few events, then silence until the client leaves or the sim stops
 ``fail:bigmedia[:B]``    the generation is ``/media/blob/B.mp4`` (default 25 MiB), streamed
@@ -34,7 +37,8 @@ prompt contains          what happens
 
 Without streaming (``stream: false``) the same script runs silently: an ``error`` event becomes
 HTTP 402 (``INSUFFICIENT_BALANCE``) or 500 (``GENERATION_FAILED``) with ``error_code``, a cut
-closes the connection before any response, and ``SESSION_BUSY`` is HTTP 409. With streaming,
+closes the connection before any response, and ``SESSION_BUSY`` is HTTP 409; other error codes
+are HTTP 500. With streaming,
 ``SESSION_BUSY`` is an ``error`` event, as the real service sends it.
 
 What the simulator remembers is bounded, since it also serves a keyless bot on real platforms
@@ -423,10 +427,10 @@ class Simulator:
                 return _error_body(504, "Simulated stall ended.")
             if kind == "error":
                 status = 402 if event["error_code"] == "INSUFFICIENT_BALANCE" else 500
-                return web.json_response(
-                    {"detail": event["message"], "error_code": event["error_code"]},
-                    status=status,
-                )
+                error = {"detail": event["message"], "error_code": event["error_code"]}
+                if "details" in event:
+                    error["details"] = event["details"]
+                return web.json_response(error, status=status)
             if kind == "text_response":
                 text.append(event["content"])
             elif kind == "clarification_needed":
@@ -561,9 +565,9 @@ def _script(turn: _Turn) -> Iterator[Step]:
     yield from _thinking(turn)
     if turn.web_search:
         yield from _web_search(turn)
-    failure = re.search(r"fail:(error|balance|cut|stall)", words)
+    failure = re.search(r"fail:(error|balance|timeout|filter|cut|stall)", words)
     if failure:
-        yield from _failure(failure.group(1))
+        yield from _failure(failure.group(1), turn)
         return
     if re.search(r"\bask\b", words):
         yield (
@@ -612,29 +616,29 @@ def _web_search(turn: _Turn) -> Iterator[Step]:
     yield 0.2, {"type": "web_search_citations", "citations": [citation]}
 
 
-def _failure(kind: str) -> Iterator[Step]:
+_ERROR_EVENTS: dict[str, tuple[str, str]] = {
+    "error": ("GENERATION_FAILED", "The generation failed (simulated)."),
+    "balance": ("INSUFFICIENT_BALANCE", "Insufficient balance. Please top up your account."),
+    "timeout": ("TIMEOUT", "The request took too long (simulated)."),
+    "filter": ("CONTENT_FILTER", "The request was blocked by the content filter (simulated)."),
+}
+
+
+def _failure(kind: str, turn: _Turn) -> Iterator[Step]:
     yield 0.1, {"type": "status", "message": "Generating", "tool_name": "image_generation"}
     yield 0.1, {"type": "progress", "message": "Generating", "percent": 10}
-    if kind == "error":
-        yield (
-            0.1,
-            {
-                "type": "error",
-                "message": "The generation failed (simulated).",
-                "error_code": "GENERATION_FAILED",
-            },
-        )
-    elif kind == "balance":
-        yield (
-            0.1,
-            {
-                "type": "error",
-                "message": "Insufficient balance. Please top up your account.",
-                "error_code": "INSUFFICIENT_BALANCE",
-            },
-        )
-    else:
+    if kind not in _ERROR_EVENTS:
         yield 0.05, {"type": f"_{kind}"}
+        return
+    code, message = _ERROR_EVENTS[kind]
+    event: dict[str, Any] = {"type": "error", "message": message, "error_code": code}
+    if kind == "balance":
+        event["details"] = {
+            "current_balance": 0.42,
+            "required_estimate": 1.2,
+            "top_up_url": f"{turn.base_url}/top-up",
+        }
+    yield 0.1, event
 
 
 def _media_plan(words: str) -> tuple[str, int]:

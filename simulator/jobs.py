@@ -58,8 +58,11 @@ _FAILURE = {
 }
 _FAIL_DETAIL = {
     401: "Invalid API key.",
-    402: "Payment required: insufficient balance.",
-    429: "Too many predictions in flight for this account.",
+    402: "Your balance is $0.00; add credit to run this model (simulated).",
+    429: (
+        "Accounts with a balance of $10.00 or less can run 2 predictions at once; "
+        "wait for one to finish (simulated)."
+    ),
     500: "Internal server error.",
 }
 MODELS: tuple[tuple[str, str, str], ...] = (
@@ -442,4 +445,9 @@ def _int(raw: str | None, default: int) -> int:
 
 
 def _error(status: int, detail: str) -> web.Response:
+    if status in (402, 429):
+        # each::api's own shape for these two: the sentence for people is in `details`
+        reason = {402: "payment required", 429: "too many requests"}[status]
+        body = {"status": status, "error": reason, "details": detail}
+        return web.json_response(body, status=status)
     return web.json_response({"detail": detail}, status=status)

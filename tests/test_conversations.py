@@ -194,6 +194,23 @@ async def test_failures_are_sentences_and_the_thread_stays_usable(
     assert {r.json["session_id"] for r in sim.requests} == {session}
 
 
+async def test_agent_error_details_reach_the_thread(core: Core, sim: Simulator) -> None:
+    surface = RecordingSurface()
+    conv = core.conversations
+    for prompt, words in [
+        (
+            "fail:balance",
+            "(balance $0.42; this needs about $1.20). "
+            f"An admin can top it up here: {sim.url}/top-up",
+        ),
+        ("fail:timeout", "each::sense ran out of time on this request"),
+        ("fail:filter", "each::sense's content filter blocked this request"),
+    ]:
+        await conv.run(Turn(KEY, "U1", prompt, new_thread=True), surface)
+        final = surface.messages[surface.finals[-1]]
+        assert words in final.status, (prompt, final.status)
+
+
 async def test_too_big_media_is_posted_as_a_link(core: Core) -> None:
     surface = RecordingSurface()
     await core.conversations.run(Turn(KEY, "U1", "fail:bigmedia", new_thread=True), surface)

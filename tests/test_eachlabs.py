@@ -255,6 +255,30 @@ def _answer(status: int, body: dict[str, Any], **headers: str) -> Handler:
         (500, {"detail": "boom"}, ServerError, "Eachlabs is having trouble"),
         (503, {}, ServerError, "Eachlabs is having trouble"),
         (422, {"detail": "input.prompt is required"}, RequestRejected, "input.prompt is required"),
+        # each::api puts the sentence for people in `details`
+        (
+            402,
+            {"status": 402, "error": "payment required", "details": "Balance  $1.00 is too low"},
+            PaymentRequired,
+            "Payment required by Eachlabs: Balance $1.00 is too low.",
+        ),
+        (
+            402,
+            {"status": 402, "error": "payment required", "details": {"current_balance": 1}},
+            PaymentRequired,
+            "The Eachlabs account is out of credit (balance $1.00).",
+        ),
+        (
+            429,
+            {
+                "status": 429,
+                "error": "too many requests",
+                "details": "With a balance of $10.00 or less, 2 runs can be in flight at once.",
+            },
+            RateLimited,
+            "Too many runs are in flight on this Eachlabs account: With a balance of $10.00 "
+            "or less, 2 runs can be in flight at once.",
+        ),
     ],
 )
 async def test_error_tree(

@@ -508,6 +508,69 @@ async def test_session_busy_and_balance_errors(server: Server, http: aiohttp.Cli
     assert err.value.code == "SESSION_NOT_FOUND" and "new thread" in err.value.user_message
 
 
+async def test_balance_error_details_are_in_the_sentence(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    url = "https://eachlabs.example/billing?from=bot"
+    estimate = {"current_balance": 0.42, "required_estimate": 1.2, "top_up_url": url}
+    exact = {"current_balance": "3", "required_balance": 12.5}
+    broke = {
+        "type": "error",
+        "message": "Insufficient balance",
+        "error_code": "INSUFFICIENT_BALANCE",
+    }
+    server.script(
+        sse(frame({**broke, "details": estimate}), DONE),
+        sse(frame(chunk({**broke, "details": exact})), DONE),
+        reply(
+            402, {"detail": "no credit", "error_code": "INSUFFICIENT_BALANCE", "details": estimate}
+        ),
+        reply(402, {"detail": "Payment required", "details": {"current_balance": 0}}),
+    )
+    agent = client(http, server.url)
+    with pytest.raises(PaymentRequired) as err:
+        await collect(agent.stream("hi", session_id="s"))
+    assert err.value.user_message == (
+        "The Eachlabs account is out of credit (balance $0.42; this needs about $1.20). "
+        f"An admin can top it up here: {url}"
+    )
+    assert "top_up_url" in err.value.detail  # the log keeps what was sent
+    with pytest.raises(PaymentRequired) as err:
+        await collect(agent.stream("hi", session_id="s"))
+    assert err.value.user_message == (
+        "The Eachlabs account is out of credit (balance $3.00; this needs $12.50). "
+        "An admin needs to top it up."
+    )
+    with pytest.raises(PaymentRequired) as err:
+        await agent.complete("hi", session_id="s")
+    assert "balance $0.42" in err.value.user_message and url in err.value.user_message
+    with pytest.raises(PaymentRequired) as err:
+        await agent.complete("hi", session_id="s")
+    assert "(balance $0.00)" in err.value.user_message
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("TIMEOUT", "each::sense ran out of time on this request"),
+        ("CONTENT_FILTER", "each::sense's content filter blocked this request"),
+    ],
+)
+async def test_timeout_and_content_filter_have_their_own_sentences(
+    server: Server, http: aiohttp.ClientSession, code: str, words: str
+) -> None:
+    event = {"type": "error", "message": "internal wording", "error_code": code}
+    server.script(sse(frame(event), DONE), reply(500, {"detail": "x", "error_code": code}))
+    agent = client(http, server.url)
+    with pytest.raises(AgentError) as err:
+        await collect(agent.stream("hi", session_id="s"))
+    assert err.value.code == code and err.value.user_message.startswith(words)
+    with pytest.raises(AgentError) as err:
+        await agent.complete("hi", session_id="s")
+    assert err.value.code == code and err.value.user_message.startswith(words)
+    assert len(server.seen) == 2  # neither is retried
+
+
 async def test_error_body_with_code_is_agent_error_not_retried(
     server: Server, http: aiohttp.ClientSession
 ) -> None:

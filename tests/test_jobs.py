@@ -282,8 +282,9 @@ async def test_failed_job_is_shown_clearly(env: Env) -> None:
 @pytest.mark.parametrize(
     ("word", "sentence"),
     [
-        ("fail:402", "out of credit"),
-        ("fail:429", "Too many runs are in flight"),
+        # each::api's 402/429 carry the sentence for people in `details`: it is shown
+        ("fail:402", "Payment required by Eachlabs: Your balance is $0.00; add credit"),
+        ("fail:429", "Too many runs are in flight on this Eachlabs account: Accounts with"),
         ("fail:401", "API key was rejected"),
         ("fail:500", "Eachlabs is having trouble"),
     ],

@@ -355,7 +355,12 @@ async def test_fail_500_always(sim: Simulator, http: aiohttp.ClientSession) -> N
 
 @pytest.mark.parametrize(
     ("word", "code", "status"),
-    [("fail:error", "GENERATION_FAILED", 500), ("fail:balance", "INSUFFICIENT_BALANCE", 402)],
+    [
+        ("fail:error", "GENERATION_FAILED", 500),
+        ("fail:balance", "INSUFFICIENT_BALANCE", 402),
+        ("fail:timeout", "TIMEOUT", 500),
+        ("fail:filter", "CONTENT_FILTER", 500),
+    ],
 )
 async def test_error_events(
     sim: Simulator, http: aiohttp.ClientSession, word: str, code: str, status: int
@@ -365,6 +370,13 @@ async def test_error_events(
     assert events[-1]["error_code"] == code and events[-1]["message"]
     got, _, data = await post(http, sim, body(word, stream=False))
     assert got == status and data["error_code"] == code
+    if word == "fail:balance":  # with the documented details, streamed or not
+        details = {
+            "current_balance": 0.42,
+            "required_estimate": 1.2,
+            "top_up_url": sim.url + "/top-up",
+        }
+        assert events[-1]["details"] == details and data["details"] == details
 
 
 async def test_fail_cut_breaks_the_stream(sim: Simulator, http: aiohttp.ClientSession) -> None:
