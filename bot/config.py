@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     eachsense_connect_timeout: float = Field(15.0, gt=0)
     eachsense_max_retries: int = Field(3, ge=0)
     eachsense_max_retry_wait: float = Field(60.0, ge=0)
+    eachsense_busy_retry_seconds: float = Field(30.0, ge=0)
 
     # each::api predictions and each::workflows
     eachlabs_api_url: str = "https://api.eachlabs.ai/v1"

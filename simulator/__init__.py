@@ -183,6 +183,10 @@ class Simulator:
 
     `speed` divides every delay (tests use 1000 for near-instant turns); `shape` picks the
     stream shape. With `api_key` set, only that key is accepted; without, anything is.
+    `busy_after_stream` keeps a session answering `SESSION_BUSY` for that many seconds (wall
+    time, not divided by `speed`) after each of its turns ended, as the real server may while
+    it releases the session; `make_busy(session_id, requests=N)` makes its next N requests
+    answer `SESSION_BUSY`.
     No global lock sits on the streaming path: only a per-session busy flag, so thousands of
     concurrent streams are fine.
     """
@@ -197,6 +201,7 @@ class Simulator:
         api_key: str | None = None,
         max_requests: int = MAX_REQUESTS,
         max_sessions: int = MAX_SESSIONS,
+        busy_after_stream: float = 0.0,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -210,6 +215,10 @@ class Simulator:
         self.sessions: Lru[str, list[dict[str, Any]]] = Lru(max_sessions)
         self._busy: set[str] = set()
         self._attempts: Lru[tuple[str, str], int] = Lru(max_sessions)
+        # Scripted SESSION_BUSY (the real server's release lag): see `make_busy`.
+        self.busy_after_stream = busy_after_stream
+        self._busy_requests: Lru[str, int] = Lru(max_sessions)
+        self._ended: Lru[str, float] = Lru(max_sessions)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.app = self._build_app()
@@ -284,7 +293,7 @@ class Simulator:
         if failure is not None:
             return failure
         session_id = str(body.get("session_id") or f"sess_{uuid.uuid4().hex[:16]}")
-        if session_id in self._busy:
+        if session_id in self._busy or self._still_busy(session_id):
             return await self._busy_response(request, session_id=session_id, stream=stream)
         self._busy.add(session_id)
         try:
@@ -294,6 +303,21 @@ class Simulator:
             return await self._complete(request, turn)
         finally:
             self._busy.discard(session_id)
+            if self.busy_after_stream > 0:
+                self._ended[session_id] = time.monotonic()
+
+    def make_busy(self, session_id: str, *, requests: int) -> None:
+        """Answer `SESSION_BUSY` to the next `requests` requests in `session_id`."""
+        self._busy_requests[session_id] = requests
+
+    def _still_busy(self, session_id: str) -> bool:
+        """The scripted busy answers (`make_busy`, `busy_after_stream`), counted here."""
+        left = self._busy_requests.get(session_id, 0)
+        if left > 0:
+            self._busy_requests[session_id] = left - 1
+            return True
+        ended = self._ended.get(session_id)
+        return ended is not None and time.monotonic() - ended < self.busy_after_stream
 
     def _authorized(self, request: web.Request) -> bool:
         """Bearer (documented today) and X-API-Key (the raw examples) are both accepted."""

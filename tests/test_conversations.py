@@ -270,3 +270,49 @@ async def test_idle_threads_leave_no_per_thread_state(core: Core) -> None:
     assert core.conversations._slots == {}
     assert core.conversations._per_user == {}
     assert core.conversations._running == {}
+
+
+async def test_a_session_still_releasing_is_waited_out() -> None:
+    # each::sense may say SESSION_BUSY for a moment after our previous answer ended: the
+    # follow-up is sent again (once nothing was generated) and the person never hears of it.
+    async with Simulator(speed=1000, busy_after_stream=0.4) as sim:
+        core = await build_core(simulated(make_settings(), sim))
+        try:
+            surface = RecordingSurface()
+            conv = core.conversations
+            await conv.run(Turn(KEY, "U1", "just text", new_thread=True), surface)
+            await conv.run(Turn(KEY, "U1", "and more, just text"), surface)
+            prompts = [r.prompt for r in sim.requests]
+            assert prompts[0] == "just text" and len(prompts) >= 3
+            assert set(prompts[1:]) == {"and more, just text"}  # the same turn, sent again
+            history = sim.sessions[sim.requests[0].session_id]
+            assert [m["content"] for m in history if m["role"] == "user"] == [
+                "just text",
+                "and more, just text",
+            ]  # generated once
+            final = surface.messages[surface.finals[-1]]
+            assert "Done" in final.status and "turn 2 in this session" in final.text
+            assert "still answering" not in surface.all_text()
+            # a session that stays busy for its first requests is waited out the same way
+            sim.make_busy(sim.requests[0].session_id or "", requests=2)
+            await conv.run(Turn(KEY, "U1", "third, just text"), surface)
+            assert [r.prompt for r in sim.requests][-3:] == ["third, just text"] * 3
+            assert "Done" in surface.messages[surface.finals[-1]].status
+        finally:
+            await close_core(core)
+
+
+async def test_busy_retry_can_be_turned_off() -> None:
+    async with Simulator(speed=1000) as sim:
+        core = await build_core(simulated(make_settings(eachsense_busy_retry_seconds=0), sim))
+        try:
+            surface = RecordingSurface()
+            await core.conversations.run(Turn(KEY, "U1", "just text", new_thread=True), surface)
+            sim.make_busy(sim.requests[0].session_id or "", requests=1)
+            await core.conversations.run(Turn(KEY, "U1", "more text"), surface)
+            assert len(sim.requests) == 2
+            assert (
+                "still answering a previous message" in surface.messages[surface.finals[-1]].status
+            )
+        finally:
+            await close_core(core)

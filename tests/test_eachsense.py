@@ -5,6 +5,7 @@ times out and retries."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import time
@@ -496,7 +497,7 @@ async def test_session_busy_and_balance_errors(server: Server, http: aiohttp.Cli
     broke = {"type": "error", "message": "no credit", "error_code": "INSUFFICIENT_BALANCE"}
     gone = {"type": "error", "message": "?", "error_code": "SESSION_NOT_FOUND"}
     server.script(sse(frame(busy)), sse(frame(broke)), sse(frame(gone)))
-    agent = client(http, server.url)
+    agent = client(http, server.url, busy_retry_seconds=0)  # the sentence when not retried
     with pytest.raises(AgentError) as err:
         await collect(agent.stream("hi", session_id="s"))
     assert err.value.code == "SESSION_BUSY"
@@ -575,10 +576,69 @@ async def test_error_body_with_code_is_agent_error_not_retried(
     server: Server, http: aiohttp.ClientSession
 ) -> None:
     server.script(reply(409, {"detail": "Session is busy", "error_code": "SESSION_BUSY"}))
+    # (SESSION_BUSY itself is waited out unless that is turned off: see the tests below)
     with pytest.raises(AgentError) as err:
-        await collect(client(http, server.url).stream("hi", session_id="s"))
+        await collect(client(http, server.url, busy_retry_seconds=0).stream("hi", session_id="s"))
     assert err.value.code == "SESSION_BUSY" and err.value.status == 409
     assert len(server.seen) == 1
+
+
+BUSY = {"type": "error", "message": "busy", "error_code": "SESSION_BUSY"}
+
+
+async def test_session_busy_before_any_event_is_sent_again(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    server.script(
+        sse(frame(chunk(BUSY)), DONE),
+        reply(409, {"detail": "Session is busy", "error_code": "SESSION_BUSY"}),
+        sse(b": ping\n\n", frame(BUSY), DONE),  # a comment is not an event of the turn
+        sse(frame({"type": "thinking_delta", "content": "x"}), frame(chunk(content="hi")), DONE),
+    )
+    events = await collect(client(http, server.url).stream("draw", session_id="s1"))
+    assert events == [ThinkingDelta("x"), TextResponse("hi"), Complete()]
+    assert len(server.seen) == 4
+    assert all(seen.body == server.seen[0].body for seen in server.seen)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(server.seen)]
+    assert all(gap >= 0.2 for gap in gaps) and gaps[1] > gaps[0]  # backing off
+
+
+async def test_session_busy_after_an_event_is_never_sent_again(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    for first in ({"type": "thinking_delta", "content": "x"}, {"type": "task_started"}):
+        server.seen.clear()
+        server.script(sse(frame(first), frame(BUSY), DONE), sse(frame(chunk(content="no")), DONE))
+        got: list[Event] = []
+        with pytest.raises(AgentError) as err:
+            await collect(client(http, server.url).stream("draw", session_id="s1"), got)
+        assert err.value.code == "SESSION_BUSY"
+        assert len(server.seen) == 1  # the turn had begun: it might be generating
+        assert got == ([ThinkingDelta("x")] if first["type"] == "thinking_delta" else [])
+
+
+async def test_session_busy_retries_are_bounded(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    server.script(sse(frame(BUSY), DONE))  # busy for ever
+    started = time.monotonic()
+    with pytest.raises(AgentError) as err:
+        await collect(client(http, server.url, busy_retry_seconds=0.6).stream("x", session_id="s"))
+    took = time.monotonic() - started
+    assert err.value.code == "SESSION_BUSY" and "still answering" in err.value.user_message
+    assert 0.55 < took < 3 and 2 <= len(server.seen) <= 4
+
+
+async def test_complete_waits_out_a_busy_session(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    answer = {"choices": [{"message": {"content": "ok"}}], "session_id": "s"}
+    server.script(
+        reply(409, {"detail": "Session is busy", "error_code": "SESSION_BUSY"}),
+        reply(200, answer),
+    )
+    done = await client(http, server.url).complete("x", session_id="s")
+    assert done.content == "ok" and len(server.seen) == 2
 
 
 # --- timeouts --------------------------------------------------------------------------

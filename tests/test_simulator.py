@@ -680,3 +680,31 @@ async def test_job_records_are_bounded(make_sim: MakeSim, http: aiohttp.ClientSe
     assert list(jobs.jobs) == ids[-4:]  # the oldest finished runs are forgotten first
     running = [await _create(http, sim, "/prediction", {"model": "m", "input": {"prompt": "slow"}})]
     assert running[0] in jobs.jobs and len(jobs.jobs) == 4
+
+
+async def test_scripted_session_busy(make_sim: MakeSim, http: aiohttp.ClientSession) -> None:
+    sim = await make_sim(busy_after_stream=0.3)
+    events, _, _, _ = await read_stream(http, sim, body("just text", session_id="s1"))
+    ended = time.monotonic()
+    assert of_type(events, "complete")
+    events, _, done, _ = await read_stream(http, sim, body("again", session_id="s1"))
+    assert [e["error_code"] for e in events] == ["SESSION_BUSY"] and done
+    other, _, _, _ = await read_stream(http, sim, body("just text", session_id="s2"))
+    assert of_type(other, "complete")  # only the session that just answered is busy
+    while True:  # busy until 0.3 s after its turn ended, then it answers again
+        events, _, _, _ = await read_stream(http, sim, body("again", session_id="s1"))
+        if of_type(events, "complete"):
+            break
+        assert time.monotonic() - ended < 2, "the session stayed busy"
+        await asyncio.sleep(0.02)
+    assert time.monotonic() - ended >= 0.3
+    fresh = await make_sim()
+    fresh.make_busy("s3", requests=2)
+    events, _, _, _ = await read_stream(http, fresh, body("just text", session_id="s3"))
+    assert events[0]["error_code"] == "SESSION_BUSY"
+    async with http.post(
+        f"{fresh.base_url}/chat/completions", json=body("x", session_id="s3", stream=False)
+    ) as resp:
+        assert resp.status == 409 and (await resp.json())["error_code"] == "SESSION_BUSY"
+    events, _, _, _ = await read_stream(http, fresh, body("just text", session_id="s3"))
+    assert of_type(events, "complete")
