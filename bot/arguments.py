@@ -1,10 +1,18 @@
-"""Command arguments as people type them: `/sense-predict` and `/sense-workflow`.
+"""What a person types after `/sense-predict` and `/sense-workflow`, read and checked.
 
-Parsed before the platform is answered, so a mistake is refused at once with the usage.
+Ids end up in Eachlabs URLs (`/workflows/trigger/{workflow_id}/{version_id}`,
+`/prediction/{id}`), sent with the operator's API key. An id is therefore checked before
+anything is sent: letters, digits, `-` and `_`, 1 to 100 characters, so `../../prediction/…`
+typed in a chat can never steer a request to another endpoint. Model slugs look like
+`flux-pro/v1.1`, so they may also hold `.` and `/`, but no empty or dot-only part; they go in
+a JSON body, and wherever one reaches a path it is quoted whole (`/` becomes `%2F`).
+
+Everything here raises `InputError` with a sentence for the person.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from bot.errors import InputError
@@ -17,6 +25,42 @@ WORKFLOW_USAGE = (
     "Usage: `/sense-workflow <workflow_id> [key=value ...]`, for example "
     "`/sense-workflow wf_abc123 prompt='a red fox' style=photo`."
 )
+MAX_ID_CHARS = 100
+_ID = re.compile(r"[A-Za-z0-9_-]{1,100}")
+# Each `/`-separated part starts with a letter or digit: no empty, `.` or `..` part.
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
+
+
+def is_id(value: str) -> bool:
+    """True when `value` is a well-formed Eachlabs id (workflow, version, run)."""
+    return _ID.fullmatch(value) is not None
+
+
+def is_model_slug(value: str) -> bool:
+    """True when `value` looks like a model slug (`flux-pro/v1.1`, `veo3`)."""
+    return len(value) <= MAX_ID_CHARS and _SLUG.fullmatch(value) is not None
+
+
+def check_id(value: str, *, what: str) -> str:
+    """`value` if it is a well-formed id, else an `InputError` naming `what` it should be."""
+    if not is_id(value):
+        raise InputError(
+            f"That {what} is not valid: use only letters, digits, `-` and `_` "
+            f"(1 to {MAX_ID_CHARS} characters).",
+            detail=f"bad {what}: {value[:MAX_ID_CHARS]!r}",
+        )
+    return value
+
+
+def check_model(value: str) -> str:
+    """`value` if it is a well-formed model slug, else an `InputError`."""
+    if not is_model_slug(value):
+        raise InputError(
+            "That model name is not valid: use letters, digits, `-`, `_`, `.` and `/` "
+            f"(like `flux-pro/v1.1`, at most {MAX_ID_CHARS} characters).",
+            detail=f"bad model slug: {value[:MAX_ID_CHARS]!r}",
+        )
+    return value
 
 
 def parse_predict_args(text: str) -> tuple[str, str]:
@@ -25,7 +69,7 @@ def parse_predict_args(text: str) -> tuple[str, str]:
     prompt = prompt.strip()
     if not model or not prompt:
         raise InputError(PREDICT_USAGE)
-    return model, prompt
+    return check_model(model), prompt
 
 
 def parse_workflow_args(text: str) -> tuple[str, dict[str, str]]:
@@ -41,6 +85,7 @@ def parse_workflow_args(text: str) -> tuple[str, dict[str, str]]:
     workflow_id, *pairs = parts
     if "=" in workflow_id:
         raise InputError(f"Start with the workflow id. {WORKFLOW_USAGE}")
+    check_id(workflow_id, what="workflow id")
     inputs: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -19,6 +19,8 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from pydantic import ValidationError
+
 from bot.config import Settings
 from bot.logs import setup_logging
 
@@ -34,6 +36,16 @@ def _secrets(settings: Settings) -> list[str]:
         settings.discord_token,
     )
     return [f.get_secret_value() for f in fields if f is not None]
+
+
+def _invalid_settings(err: ValidationError) -> None:
+    """Each bad setting's name and what is wrong with it, never the value given: pydantic's
+    own message quotes `input_value`, which may be a token put in the wrong variable."""
+    print("Invalid settings:", file=sys.stderr)
+    for problem in err.errors(include_url=False, include_input=False, include_context=False):
+        name, *rest = [str(part) for part in problem["loc"]] or ["settings"]
+        where = name.upper() + "".join(f"[{part}]" for part in rest)
+        print(f"  {where}: {problem['msg']}", file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings()
-    except Exception as err:  # pydantic's message names the bad setting, never its value
-        print(f"Invalid settings: {err}", file=sys.stderr)
+    except ValidationError as err:
+        _invalid_settings(err)
+        return 2
+    except Exception as err:  # e.g. an unreadable .env: no setting's value is in these
+        print(f"Invalid settings: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
     from bot import app
 

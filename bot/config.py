@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     eachsense_connect_timeout: float = Field(15.0, gt=0)
     eachsense_max_retries: int = Field(3, ge=0)
     eachsense_max_retry_wait: float = Field(60.0, ge=0)
+    eachsense_busy_retry_seconds: float = Field(30.0, ge=0)
 
     # each::api predictions and each::workflows
     eachlabs_api_url: str = "https://api.eachlabs.ai/v1"
@@ -69,7 +70,7 @@ class Settings(BaseSettings):
 
     # behaviour
     bot_admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    max_prompt_chars: int = Field(4000, gt=0)
+    max_prompt_chars: int = Field(10_000, gt=0)  # each::sense accepts up to 10,000
     max_concurrent_turns: int = Field(64, gt=0)
     max_turns_per_user: int = Field(3, gt=0)
     max_turn_seconds: float = Field(900.0, gt=0)
@@ -79,6 +80,7 @@ class Settings(BaseSettings):
     media_allow_insecure: bool = False
     media_max_bytes: int = Field(200 * 1024 * 1024, gt=0)
     media_fetch_timeout: float = Field(120.0, gt=0)
+    media_fetch_deadline: float = Field(300.0, gt=0)
 
     # the offline simulator
     simulator_host: str = "127.0.0.1"

@@ -9,6 +9,11 @@ Errors follow the same tree as the each::sense client (`bot.errors`): 401 `AuthE
 402 `PaymentRequired`, 429 `RateLimited` (here: too many runs in flight, a concurrency cap),
 5xx `ServerError`, no connection `ConnectError`, other 4xx `RequestRejected`. The API key is
 sent in headers only and never appears in a log line or an error.
+
+Every id that goes into a path is checked (`bot.arguments.is_id`: letters, digits, `-`, `_`)
+and quoted as one segment, whoever chose it: a person typing a workflow id, or Eachlabs
+answering with a run id. A typed id that fails is an `InputError`; a remote one a
+`ServerError`. Either way nothing is sent, so no id can steer the key to another endpoint.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import quote
 
 import aiohttp
 
+from bot.arguments import check_id, check_model, is_id
 from bot.errors import (
     AuthError,
     ConnectError,
@@ -29,6 +36,8 @@ from bot.errors import (
     RequestRejected,
     ServerError,
     UpstreamError,
+    balance_message,
+    sentence,
 )
 from bot.models import JobStatus
 
@@ -138,13 +147,51 @@ def _steps(body: Mapping[str, Any]) -> tuple[int | None, int | None]:
     return step, steps
 
 
-def _error_text(body: Mapping[str, Any]) -> str | None:
-    error = body.get("error") or body.get("error_cause") or body.get("message")
-    if error is None or error == "":
+def _reason(value: object) -> str | None:
+    """A failure reason from one documented shape: a string, or an object such as the
+    webhook's `{error_code, error_message}` (the message is for people; the code stands in
+    when there is no message)."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, Mapping):
+        for key in ("error_message", "message", "detail", "error"):
+            found = _reason(value.get(key))
+            if found:
+                return found
+        code = value.get("error_code") or value.get("code")
+        return str(code) if code else None
+    return None
+
+
+def _output_reason(output: object) -> str | None:
+    """The webhook's failure shape: `output` is a list whose `[0].error` is an object or,
+    for legacy failures, a string (also tolerated: `output` being that object itself)."""
+    first = output[0] if isinstance(output, list) and output else output
+    return _reason(first.get("error")) if isinstance(first, Mapping) else None
+
+
+def _logs_reason(logs: object) -> str | None:
+    """The last non-empty line of a run's `logs` (where a crash usually says what broke)."""
+    if isinstance(logs, list):
+        logs = "\n".join(str(line) for line in logs if line is not None)
+    if not isinstance(logs, str):
         return None
-    if isinstance(error, Mapping):
-        error = error.get("message") or error.get("detail") or json.dumps(error)
-    return str(error)[:_MAX_ERROR_CHARS]
+    lines = [line.strip() for line in logs.splitlines() if line.strip()]
+    return lines[-1] if lines else None
+
+
+def _error_text(body: Mapping[str, Any]) -> str | None:
+    """Why a run failed, from wherever the docs put it: the top-level `error` (a string or an
+    object), `output[0].error` (webhooks; their top-level `error` is always ""), a workflow's
+    `error_cause`, the last line of `logs`, and last a `message`."""
+    error = (
+        _reason(body.get("error"))
+        or _output_reason(body.get("output"))
+        or _reason(body.get("error_cause"))
+        or _logs_reason(body.get("logs"))
+        or _reason(body.get("message"))
+    )
+    return error[:_MAX_ERROR_CHARS] if error else None
 
 
 def parse_job_state(body: object) -> JobState:
@@ -174,16 +221,41 @@ def parse_job_state(body: object) -> JobState:
 
 
 def remote_id(body: object, *keys: str) -> str:
-    """The job id from a create/trigger answer, trying each documented key in turn."""
+    """The job id from a create/trigger answer, trying each documented key in turn.
+    An id that could not be used safely as a path segment is refused."""
     if isinstance(body, Mapping):
         for key in keys:
             value = body.get(key)
             if isinstance(value, str | int) and str(value):
-                return str(value)
+                return _remote_checked(str(value))
     raise ServerError(
         "Eachlabs accepted the run but did not say which one it was. Please try again.",
         detail=f"no id among {keys} in {str(body)[:200]}",
     )
+
+
+def _remote_checked(value: str) -> str:
+    if not is_id(value):
+        raise ServerError(
+            "Eachlabs answered with a run id I cannot use. Please try again.",
+            detail=f"malformed remote id {value[:100]!r}",
+        )
+    return value
+
+
+def _segment(value: str) -> str:
+    """One path segment: `/`, `?`, `#`, `%` and the rest percent-encoded."""
+    return quote(value, safe="")
+
+
+def _remote_segment(value: str) -> str:
+    """A run id (prediction or execution) from Eachlabs or from storage, as a path segment."""
+    return _segment(_remote_checked(value))
+
+
+def _typed_segment(value: str, *, what: str) -> str:
+    """An id a person typed (workflow, version), as a path segment; `InputError` if bad."""
+    return _segment(check_id(value, what=what))
 
 
 def parse_model(body: Mapping[str, Any]) -> ModelInfo | None:
@@ -204,7 +276,7 @@ def parse_model(body: Mapping[str, Any]) -> ModelInfo | None:
 
 def _detail(body: object, text: str) -> str:
     if isinstance(body, Mapping):
-        for key in ("detail", "message", "error"):
+        for key in ("details", "detail", "message", "error"):
             value = body.get(key)
             if value:
                 return str(value)[:_MAX_ERROR_CHARS]
@@ -226,13 +298,19 @@ def error_for(
 ) -> UpstreamError:
     """The error (and its sentence for a person) for an HTTP failure from each::api."""
     detail = f"{what}: HTTP {status}: {_detail(body, text)}"
+    # each::api's 402 and 429 put the sentence for people in `details`:
+    # {"status": 429, "error": "too many requests", "details": "...10 concurrent..."}
+    details = body.get("details") if isinstance(body, Mapping) else None
     if status in (401, 403):
         return AuthError(detail=detail, status=status)
     if status == 402:
-        return PaymentRequired(detail=detail, status=status)
+        return PaymentRequired(balance_message(details), detail=detail, status=status)
     if status == 429:
+        said = sentence(details)
         return RateLimited(
-            "Too many runs are in flight on this Eachlabs account. "
+            f"Too many runs are in flight on this Eachlabs account: {said}"
+            if said
+            else "Too many runs are in flight on this Eachlabs account. "
             "Wait for one to finish, then try again.",
             detail=detail,
             retry_after=retry_after,
@@ -344,6 +422,7 @@ class PredictionsClient:
         webhook_secret: str | None = None,
     ) -> str:
         """Start a prediction and return its id."""
+        check_model(model)  # it goes in the body, but a malformed slug is refused before
         body: dict[str, Any] = {"model": model, "version": version, "input": dict(input)}
         if webhook_url:
             body["webhook_url"] = webhook_url
@@ -364,12 +443,14 @@ class PredictionsClient:
         return remote_id(answer, "predictionID", "prediction_id", "id")
 
     async def get(self, prediction_id: str) -> JobState:
-        body = await self._http.request("GET", f"/prediction/{prediction_id}", what="run")
+        path = f"/prediction/{_remote_segment(prediction_id)}"
+        body = await self._http.request("GET", path, what="run")
         return parse_job_state(body)
 
     async def cancel(self, prediction_id: str) -> None:
         """Ask each::api to stop a prediction (best effort: it may finish anyway)."""
-        await self._http.request("POST", f"/prediction/{prediction_id}/cancel", what="run")
+        path = f"/prediction/{_remote_segment(prediction_id)}/cancel"
+        await self._http.request("POST", path, what="run")
 
     async def list_models(
         self, name: str = "", *, limit: int = 50, offset: int = 0
@@ -423,6 +504,8 @@ class WorkflowsClient:
         webhook_secret: str | None = None,
     ) -> str:
         """Start a workflow and return its execution id."""
+        workflow = _typed_segment(workflow_id, what="workflow id")
+        version = _typed_segment(version_id, what="version id") if version_id else "latest"
         body: dict[str, Any] = {"inputs": dict(inputs)}
         if webhook_url:
             body["webhook_url"] = webhook_url
@@ -433,19 +516,20 @@ class WorkflowsClient:
             body["input"] = dict(inputs)
             if version_id:
                 body["version_id"] = version_id
-            path = f"/{workflow_id}/trigger"
+            path = f"/{workflow}/trigger"
         else:
             # Assumption: the current API names the version in the path and "latest" picks
             # the newest one; the docs show only concrete version ids.
-            path = f"/workflows/trigger/{workflow_id}/{version_id or 'latest'}"
+            path = f"/workflows/trigger/{workflow}/{version}"
         answer = await self._http.request("POST", path, what="workflow", json_body=body)
         return remote_id(answer, "execution_id", "executionID", "id")
 
     async def get(self, execution_id: str) -> JobState:
+        execution = _remote_segment(execution_id)
         path = (
-            f"/executions/{execution_id}"
+            f"/executions/{execution}"
             if self.api == "legacy"
-            else f"/workflows/executions/{execution_id}"
+            else f"/workflows/executions/{execution}"
         )
         body = await self._http.request("GET", path, what="workflow run")
         return parse_job_state(body)

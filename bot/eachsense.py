@@ -7,7 +7,9 @@ protocol note). Its public docs show two shapes for the same stream events, a ra
 Failures become the errors of `bot.errors`, each with a sentence a person can read. Requests
 are retried (429 after the server's wait, 5xx and connection failures with backoff) only
 until the server has accepted the turn: once a stream is open nothing is sent again, so a
-turn that started generating (and costing credit) is never run twice.
+turn that started generating (and costing credit) is never run twice. The one exception is a
+`SESSION_BUSY` refusal that arrives before any event of the turn: nothing was generated, and
+the turn is sent again within `busy_retry_seconds` (`EACHSENSE_BUSY_RETRY_SECONDS`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import logging
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -34,6 +37,7 @@ from bot.errors import (
     ServerError,
     StreamCut,
     UpstreamError,
+    balance_message,
 )
 from bot.models import (
     AgentMessage,
@@ -58,6 +62,8 @@ log = logging.getLogger(__name__)
 
 MAX_IMAGE_URLS = 4
 BACKOFF_BASE = 0.5  # seconds before the first retry of a 5xx or connection failure
+BUSY_BACKOFF_BASE = 0.25  # seconds before the first retry of a SESSION_BUSY answer
+BUSY_BACKOFF_MAX = 4.0
 _MAX_ERROR_BODY = 64 * 1024
 _SHORT_DETAIL = 200  # a server `detail` up to this long, on one line, is shown to people
 
@@ -70,7 +76,45 @@ _CODE_MESSAGES = {
         "each::sense no longer has this conversation (sessions expire after a while). "
         "Start a new thread to continue."
     ),
+    "TIMEOUT": (
+        "each::sense ran out of time on this request and stopped it. "
+        "Send it again, or try a simpler request."
+    ),
+    "CONTENT_FILTER": (
+        "each::sense's content filter blocked this request, so nothing was made. Try rewording it."
+    ),
 }
+
+
+class _BusyRetry:
+    """The waits before sending a turn again that each::sense refused with `SESSION_BUSY`.
+
+    The server can take a moment to release a session after the stream of our previous turn
+    ended, and the core never runs two turns of one thread at once, so a busy answer that
+    arrives before any event of the turn means "not yet", not "someone else is answering".
+    Nothing was generated for it (the turn was refused), so sending the same request again
+    cannot run the turn twice. Waits double from `BUSY_BACKOFF_BASE` up to
+    `BUSY_BACKOFF_MAX`, all of them within `budget` seconds of the first busy answer; a
+    budget of 0 turns the retry off.
+    """
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+        self.attempt = 0
+        self._deadline: float | None = None
+
+    def wait(self, err: AgentError) -> float | None:
+        """Seconds to wait before sending again, or None to give up (and raise `err`)."""
+        if err.code != "SESSION_BUSY" or self.budget <= 0:
+            return None
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self.budget
+        left = self._deadline - now
+        if left <= 0:
+            return None
+        self.attempt += 1
+        return min(BUSY_BACKOFF_BASE * 2 ** (self.attempt - 1), BUSY_BACKOFF_MAX, left)
 
 
 class EachSenseClient:
@@ -87,6 +131,7 @@ class EachSenseClient:
         connect_timeout: float = 15.0,
         max_retries: int = 3,
         max_retry_wait: float = 60.0,
+        busy_retry_seconds: float = 30.0,
     ) -> None:
         self._session = session
         self._api_key = api_key or None
@@ -94,6 +139,7 @@ class EachSenseClient:
         self._model = model
         self._max_retries = max_retries
         self._max_retry_wait = max_retry_wait
+        self._busy_retry_seconds = busy_retry_seconds
         # An *idle* timeout: a video turn streams progress for up to ten minutes, so only
         # silence (no byte for `idle_timeout` seconds) counts as a failure.
         self._timeout = aiohttp.ClientTimeout(
@@ -112,6 +158,7 @@ class EachSenseClient:
             connect_timeout=settings.eachsense_connect_timeout,
             max_retries=settings.eachsense_max_retries,
             max_retry_wait=settings.eachsense_max_retry_wait,
+            busy_retry_seconds=settings.eachsense_busy_retry_seconds,
         )
 
     # --- public API --------------------------------------------------------------------
@@ -156,8 +203,17 @@ class EachSenseClient:
         body = self._body(
             prompt, stream=False, session_id=session_id, mode=mode, image_urls=image_urls
         )
-        async with await self._post(body, accept="application/json") as resp:
-            return self._completion(await self._read_json(resp))
+        busy = _BusyRetry(self._busy_retry_seconds)
+        while True:
+            try:
+                async with await self._post(body, accept="application/json") as resp:
+                    return self._completion(await self._read_json(resp))
+            except AgentError as err:
+                # An error answer generated nothing, so a busy session may be asked again.
+                wait = busy.wait(err)
+                if wait is None:
+                    raise
+            await self._wait_busy(body, busy, wait)
 
     # --- request and retries -----------------------------------------------------------
 
@@ -261,6 +317,7 @@ class EachSenseClient:
         raw = await resp.content.read(_MAX_ERROR_BODY)
         payload = _loads(raw)
         detail_value, code = _error_fields(payload)
+        details = _error_details(payload)
         detail_text = self._scrub(_as_text(detail_value) or raw.decode("utf-8", "replace")[:500])
         detail = f"HTTP {status}: {detail_text}" + (f" ({code})" if code else "")
         if status == 429 or code == "RATE_LIMITED":
@@ -276,11 +333,13 @@ class EachSenseClient:
                 retry_after=retry_after,
             )
         if code:
-            return self._agent_error(detail_text, code, status=status, detail=detail)
+            return self._agent_error(
+                detail_text, code, details=details, status=status, detail=detail
+            )
         if status == 401:
             return AuthError(detail=detail, status=status)
         if status == 402:
-            return PaymentRequired(detail=detail, status=status)
+            return PaymentRequired(self._balance(details), detail=detail, status=status)
         if status >= 500:
             return ServerError(detail=detail, status=status)
         # Only a plain sentence is shown; structured details (422 validation lists) stay in logs.
@@ -289,13 +348,23 @@ class EachSenseClient:
         return RequestRejected(user, detail=detail, status=status)
 
     def _agent_error(
-        self, message: str, code: str | None, *, status: int | None = None, detail: str = ""
+        self,
+        message: str,
+        code: str | None,
+        *,
+        details: object = None,
+        status: int | None = None,
+        detail: str = "",
     ) -> UpstreamError:
-        """The error for an `error` event or an error body carrying an `error_code`."""
+        """The error for an `error` event or an error body carrying an `error_code`;
+        `details` is the event's `details` object (balances and a top-up link for
+        `INSUFFICIENT_BALANCE`)."""
         message = self._scrub(message)
         detail = detail or f"error event: {message}" + (f" ({code})" if code else "")
+        if details:
+            detail += f" details={self._scrub(_as_text(details))[:500]}"
         if code == "INSUFFICIENT_BALANCE":
-            return PaymentRequired(detail=detail, status=status)
+            return PaymentRequired(self._balance(details), detail=detail, status=status)
         if code in _CODE_MESSAGES:
             return AgentError(_CODE_MESSAGES[code], detail=detail, code=code, status=status)
         if code == "RATE_LIMITED":
@@ -303,6 +372,11 @@ class EachSenseClient:
         shown = _short(message)
         user = f"each::sense reported an error: {shown}" if shown else None
         return AgentError(user, detail=detail, code=code, status=status)
+
+    def _balance(self, details: object) -> str | None:
+        """The out-of-credit sentence with the balance and top-up link, when given."""
+        said = balance_message(details)
+        return self._scrub(said) if said else None
 
     def _scrub(self, text: str) -> str:
         """Remove the API key from text bound for a log or an exception, should a server
@@ -332,7 +406,7 @@ class EachSenseClient:
     def _completion(self, payload: dict[str, Any]) -> Completion:
         detail_value, code = _error_fields(payload)
         if code or (payload.get("error") and not payload.get("choices")):
-            raise self._agent_error(_as_text(detail_value), code)
+            raise self._agent_error(_as_text(detail_value), code, details=_error_details(payload))
         content = ""
         choices = payload.get("choices")
         if isinstance(choices, list) and choices and isinstance(choices[0], dict):
@@ -348,53 +422,80 @@ class EachSenseClient:
 
     async def _events(self, body: dict[str, Any]) -> AsyncIterator[Event]:
         """POST the turn, then decode the SSE body as each network chunk arrives and yield
-        events at once."""
-        async with await self._post(body, accept="text/event-stream") as resp:
-            if resp.content_type == "application/json":
-                # Tolerance: a server that ignored `stream: true` answered in one piece.
-                completion = self._completion(await self._read_json(resp))
-                if completion.content:
-                    yield TextResponse(completion.content)
-                yield Complete(generations=completion.generations, task_id=completion.task_id)
-                return
-            decoder = SSEDecoder()
-            finished = False  # an OpenAI `finish_reason` arrived: the turn is over
-            generations: tuple[str, ...] = ()
-            task_id: str | None = None
+        events at once. A `SESSION_BUSY` answer before any event of the turn is waited out
+        and the same request sent again (see `_BusyRetry`)."""
+        busy = _BusyRetry(self._busy_retry_seconds)
+        while True:
+            started = False  # an event of this turn arrived: it is never sent again
             try:
-                read = resp.content.readany  # not `iter_any()`: one generator less per chunk
-                while chunk := await read():
-                    for sse in decoder.feed(chunk):
-                        data = sse.data
-                        if data == "[DONE]":
-                            yield Complete(generations=generations, task_id=task_id)
-                            return
-                        payload = _loads(data)
-                        if payload is None:
-                            log.warning("skipping an unreadable stream line: %.200r", data)
-                            continue
-                        event = self._parse(payload)
-                        if event is not None:
-                            yield event
-                            if type(event) is Complete:
-                                return
-                        if "choices" in payload:  # the OpenAI shape: its last chunk ends the turn
-                            generations = _urls(payload.get("generations")) or generations
-                            task_id = _opt_str(payload.get("task_id")) or task_id
-                            finished = finished or _finish_reason(payload) is not None
-                # A server that closes without the final blank line still meant its last event.
-                for sse in decoder.close(dispatch_incomplete=True):
-                    if sse.data == "[DONE]":
-                        finished = True
-            except TimeoutError as exc:
-                raise IdleTimeout(
-                    detail="no data from each::sense within the idle timeout"
-                ) from exc
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-                raise StreamCut(detail=self._scrub(f"stream broke: {exc!r}")) from exc
-            if not finished:
-                raise StreamCut(detail="the stream ended before [DONE] or a complete event")
-            yield Complete(generations=generations, task_id=task_id)
+                async with await self._post(body, accept="text/event-stream") as resp:
+                    if resp.content_type == "application/json":
+                        # Tolerance: a server that ignored `stream: true` answered in one piece.
+                        completion = self._completion(await self._read_json(resp))
+                        started = True
+                        if completion.content:
+                            yield TextResponse(completion.content)
+                        yield Complete(
+                            generations=completion.generations, task_id=completion.task_id
+                        )
+                        return
+                    decoder = SSEDecoder()
+                    finished = False  # an OpenAI `finish_reason` arrived: the turn is over
+                    generations: tuple[str, ...] = ()
+                    task_id: str | None = None
+                    try:
+                        read = resp.content.readany  # not `iter_any()`: one generator less
+                        while chunk := await read():
+                            for sse in decoder.feed(chunk):
+                                data = sse.data
+                                if data == "[DONE]":
+                                    yield Complete(generations=generations, task_id=task_id)
+                                    return
+                                payload = _loads(data)
+                                if payload is None:
+                                    log.warning("skipping an unreadable stream line: %.200r", data)
+                                    continue
+                                event = self._parse(payload)
+                                if event is not None:
+                                    started = True
+                                    yield event
+                                    if type(event) is Complete:
+                                        return
+                                elif not started:
+                                    started = _typed(payload)  # an event we do not know
+                                if "choices" in payload:  # OpenAI shape: its last chunk ends it
+                                    generations = _urls(payload.get("generations")) or generations
+                                    task_id = _opt_str(payload.get("task_id")) or task_id
+                                    finished = finished or _finish_reason(payload) is not None
+                        # A server that closes without the final blank line still meant its
+                        # last event.
+                        for sse in decoder.close(dispatch_incomplete=True):
+                            if sse.data == "[DONE]":
+                                finished = True
+                    except TimeoutError as exc:
+                        raise IdleTimeout(
+                            detail="no data from each::sense within the idle timeout"
+                        ) from exc
+                    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+                        raise StreamCut(detail=self._scrub(f"stream broke: {exc!r}")) from exc
+                    if not finished:
+                        raise StreamCut(detail="the stream ended before [DONE] or a complete event")
+                    yield Complete(generations=generations, task_id=task_id)
+                    return
+            except AgentError as err:
+                wait = None if started else busy.wait(err)
+                if wait is None:
+                    raise
+            await self._wait_busy(body, busy, wait)
+
+    async def _wait_busy(self, body: Mapping[str, Any], busy: _BusyRetry, wait: float) -> None:
+        log.info(
+            "each::sense session %s is still busy; sending the turn again in %.2fs (retry %d)",
+            body.get("session_id"),
+            wait,
+            busy.attempt,
+        )
+        await asyncio.sleep(wait)
 
     def _parse(self, chunk: dict[str, Any]) -> Event | None:
         """The event one stream payload carries (either documented shape), if any."""
@@ -407,6 +508,7 @@ class EachSenseClient:
                 raise self._agent_error(
                     _as_text(event.get("message") or event.get("detail")),
                     _opt_str(event.get("error_code") or event.get("code")),
+                    details=event.get("details"),
                 )
             parsed = _event(kind, event)
             if parsed is None:
@@ -492,6 +594,24 @@ def _error_fields(payload: dict[str, Any] | None) -> tuple[Any, str | None]:
     elif isinstance(error, str):
         detail = detail or error
     return detail, code if isinstance(code, str) and code else None
+
+
+def _error_details(payload: dict[str, Any] | None) -> object:
+    """An error body's `details` (top level, or inside an OpenAI-style `error` object)."""
+    if not payload:
+        return None
+    details = payload.get("details")
+    error = payload.get("error")
+    if details is None and isinstance(error, dict):
+        details = error.get("details")
+    return details
+
+
+def _typed(chunk: Mapping[str, Any]) -> bool:
+    """True when a payload carries a typed each::sense event (of either shape)."""
+    eachlabs = chunk.get("eachlabs")
+    event = eachlabs if isinstance(eachlabs, dict) and eachlabs else chunk
+    return isinstance(event.get("type"), str)
 
 
 def _delta_content(chunk: Mapping[str, Any]) -> str:

@@ -23,6 +23,12 @@ Every error carries two texts: `user_message`, the sentence a person sees in the
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Mapping
+
+SENTENCE_CHARS = 300
+
 
 class BotError(Exception):
     """Root of every error the bot expects. `str(err)` is the log detail."""
@@ -166,3 +172,64 @@ class PlatformRefused(PlatformError):
     """The platform will not let the bot do this here (a permission, an invitation)."""
 
     default_message = "I am not allowed to do that here."
+
+
+# --- sentences from what the services send ------------------------------------------------
+
+
+def sentence(text: object, *, limit: int = SENTENCE_CHARS) -> str | None:
+    """`text` as one tidy sentence for a person (whitespace collapsed, at most `limit`
+    characters, ending in punctuation), or None when it is not a non-empty string."""
+    if not isinstance(text, str):
+        return None
+    tidy = " ".join(text.split())
+    if not tidy:
+        return None
+    if len(tidy) > limit:
+        tidy = tidy[: limit - 1].rstrip() + "…"
+    return tidy if tidy.endswith((".", "!", "?", "…")) else tidy + "."
+
+
+def _money(value: object) -> str | None:
+    """A balance as a person reads it: numbers are US dollars (what Eachlabs bills in)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text.removeprefix("$"))
+        except ValueError:
+            return text[:24] or None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return f"${value:,.2f}"
+    return None
+
+
+_TOP_UP_URL = re.compile(r"https?://[^\s<>|]{1,300}")
+
+
+def balance_message(details: object) -> str | None:
+    """The sentence for running out of credit, from each::sense's error `details`
+    (`{current_balance, required_balance | required_estimate, top_up_url}`) or a sentence
+    each::api put in `details`; None when `details` says nothing usable."""
+    if isinstance(details, str):
+        said = sentence(details)
+        return f"Payment required by Eachlabs: {said}" if said else None
+    if not isinstance(details, Mapping):
+        return None
+    current = _money(details.get("current_balance"))
+    needed = _money(details.get("required_balance"))
+    estimate = _money(details.get("required_estimate"))
+    link = details.get("top_up_url")
+    url = link.strip() if isinstance(link, str) and _TOP_UP_URL.fullmatch(link.strip()) else None
+    if not (current or needed or estimate or url):
+        return None
+    parts = [f"balance {current}"] if current else []
+    if needed:
+        parts.append(f"this needs {needed}")
+    elif estimate:
+        parts.append(f"this needs about {estimate}")
+    text = "The Eachlabs account is out of credit" + (f" ({'; '.join(parts)})" if parts else "")
+    if url:
+        return f"{text}. An admin can top it up here: {url}"
+    return f"{text}. An admin needs to top it up."

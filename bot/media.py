@@ -11,7 +11,9 @@ policy:
 - redirects are followed by hand (at most `MAX_REDIRECTS`) and each target passes the same
   check, so a public link bouncing to 169.254.169.254 is refused;
 - the body is streamed to a temporary file with a size cap (Content-Length is checked first,
-  then the bytes are counted, since servers omit or misstate it) and an idle read timeout.
+  then the bytes are counted, since servers omit or misstate it) and an idle read timeout;
+- the whole fetch (every hop and the body) has a total deadline (`MEDIA_FETCH_DEADLINE`), so a
+  server trickling a byte now and then cannot hold a turn forever.
 
 `allow_insecure` (the `MEDIA_ALLOW_INSECURE` setting, for local testing with the simulator)
 also allows `http` and loopback/private addresses. Link-local (cloud metadata), multicast,
@@ -97,6 +99,7 @@ _GENERIC_TYPES = frozenset(
     {"", "application/octet-stream", "binary/octet-stream", "application/binary"}
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
 
 class MediaRefused(MediaRejected):
@@ -106,6 +109,19 @@ class MediaRefused(MediaRejected):
     def __init__(self, user_message: str, *, reason: RefusalReason, detail: str = "") -> None:
         super().__init__(user_message, detail=detail)
         self.reason: RefusalReason = reason
+
+
+class MediaTooSlow(MediaRefused):
+    """The fetch did not finish within its total deadline (a `network` refusal: the link
+    still works for a person, only not for the bot's wait)."""
+
+    def __init__(self, *, deadline: float, url: str) -> None:
+        super().__init__(
+            f"The file took too long to download (more than {_duration(deadline)}).",
+            reason="network",
+            detail=f"{redact_url(url)}: not fetched within the {deadline:g} s deadline",
+        )
+        self.deadline = deadline
 
 
 # --- pure helpers ------------------------------------------------------------------------
@@ -233,12 +249,25 @@ def format_size(size: int) -> str:
 
 def redact_url(url: URL | str) -> str:
     """The URL without query, fragment or credentials: signed links carry tokens in the query
-    and must never reach a log."""
-    parsed = URL(url) if isinstance(url, str) else url
+    and must never reach a log. A URL yarl cannot parse is cut by hand the same way."""
     try:
+        parsed = URL(url) if isinstance(url, str) else url
         return str(parsed.with_query(None).with_fragment(None).with_user(None))
     except ValueError:
-        return "<unparseable url>"
+        text = re.sub(r"[?#].*", "", str(url), flags=re.S)
+        return re.sub(r"(//)[^/]*@", r"\1", text, count=1)[:200]
+
+
+def redact_urls(text: str) -> str:
+    """`text` (an exception's message, say) with every URL in it redacted."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 60:
+        minutes = round(seconds / 60)
+        return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    return "1 second" if seconds == 1 else f"{seconds:g} seconds"
 
 
 def _url_suffix(url: str) -> str:
@@ -281,14 +310,17 @@ class MediaFetcher:
         max_bytes: int,
         allow_insecure: bool = False,
         timeout: float = 120.0,
+        deadline: float = 300.0,
         tmp_dir: str | None = None,
     ) -> None:
         self._session = session
         self._max_bytes = max_bytes
         self._allow_insecure = allow_insecure
+        # `timeout` is an idle timeout (no byte for that long); `deadline` caps the whole fetch.
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=min(timeout, 30.0), sock_read=timeout
         )
+        self._deadline = deadline
         self._tmp_dir = tmp_dir
 
     @classmethod
@@ -298,6 +330,7 @@ class MediaFetcher:
             max_bytes=settings.media_max_bytes,
             allow_insecure=settings.media_allow_insecure,
             timeout=settings.media_fetch_timeout,
+            deadline=settings.media_fetch_deadline,
         )
 
     def fetch(
@@ -320,6 +353,16 @@ class MediaFetcher:
             _remove(path)
 
     async def _download(self, url: str, cap: int, sink: BinaryIO, path: Path) -> MediaFile:
+        deadline = asyncio.timeout(self._deadline)
+        try:
+            async with deadline:
+                return await self._download_now(url, cap, sink, path)
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise
+            raise MediaTooSlow(deadline=self._deadline, url=url) from exc
+
+    async def _download_now(self, url: str, cap: int, sink: BinaryIO, path: Path) -> MediaFile:
         try:
             response = await self._follow(url)
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -401,7 +444,7 @@ class MediaFetcher:
                 )
             except aiohttp.ClientConnectorError as exc:
                 last_error = exc
-                log.debug("media connect to %s failed: %s", address, exc)
+                log.debug("media connect to %s failed: %s", address, redact_urls(str(exc)))
         assert last_error is not None  # addresses is never empty
         raise last_error
 
@@ -506,7 +549,7 @@ def _network(url: str, exc: BaseException) -> MediaRefused:
     return MediaRefused(
         "The file could not be downloaded (network error).",
         reason="network",
-        detail=f"{redact_url(url)}: {what}: {exc}",
+        detail=f"{redact_url(url)}: {what}: {redact_urls(str(exc))}",
     )
 
 

@@ -1,14 +1,18 @@
 """`POST /webhooks/eachlabs/{job_id}`: Eachlabs reporting that a run ended.
 
-Each job gets its own secret (made by the bot when it created the run), so a delivery is
-trusted only when `X-Webhook-Signature: sha256=<hex>` is the HMAC-SHA256 of
-`"<X-Webhook-Timestamp>.<raw body>"` under that job's secret and the timestamp is within five
-minutes of now. Everything else gets a bare 401 (no detail for a prober to learn from).
+Each job gets its own secret (made by the bot when it created the run and sent as
+`webhook_secret`). Eachlabs sends that secret back verbatim in `X-Webhook-Secret` (the
+payload reference as rewritten in 2026-07; no body signature): a delivery is trusted when the
+header equals the job's secret (compared in constant time). Older pages describe an HMAC
+instead, `X-Webhook-Signature: sha256=<hex>` over `"<X-Webhook-Timestamp>.<raw body>"` with a
+timestamp within five minutes; that form is accepted too, should it ever appear. Everything
+else gets a bare 401 (no detail for a prober to learn from).
 
-Eachlabs delivers up to three times. A repeat of a delivery already accepted (same job,
-timestamp and signature) is a replay: it is answered 200 (a genuine retry may look exactly like
-that, and must not be told to try again) but never acted on. Distinct deliveries of the same
-result are made harmless by `store.finish_job`, which lets only one of them post.
+Eachlabs delivers up to three times, about 10 s apart, and retries on any non-2xx. A repeat
+of a delivery already accepted (same job and body, or same timestamp and signature) is
+answered 200 (it must not be told to try again) but not acted on, and so is a delivery for a
+job that has already finished. Distinct deliveries of the same result are made harmless by
+`store.finish_job`, which lets only one of them post.
 """
 
 from __future__ import annotations
@@ -22,12 +26,14 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
+from bot.arguments import is_id
 from bot.jobs import Jobs
 
 log = logging.getLogger(__name__)
 
 MAX_SKEW = 300.0
 _SEEN_MAX = 10_000
+_LOGGED_ID = 40  # characters of a caller-chosen job id a log line shows
 
 
 def sign(secret: str, *, timestamp: str, body: bytes) -> str:
@@ -56,24 +62,45 @@ def signature_ok(secret: str, *, timestamp: str, signature: str, body: bytes, no
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def secret_ok(secret: str, given: str) -> bool:
+    """True when the `X-Webhook-Secret` header `given` is the job's `secret`."""
+    return bool(given) and hmac.compare_digest(given.encode(), secret.encode())
+
+
 def webhook_routes(jobs: Jobs) -> list[web.RouteDef]:
     """The webhook route, bound to `jobs`; mount it on the bot's HTTP server."""
-    seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
+    seen: OrderedDict[tuple[str, ...], None] = OrderedDict()
+
+    def authentic(request: web.Request, secret: str, body: bytes) -> tuple[str, ...] | None:
+        """The delivery's identity when it proves it knows `secret`, else None."""
+        job_id = request.match_info["job_id"]
+        if secret_ok(secret, request.headers.get("X-Webhook-Secret", "")):
+            # Retries repeat the body exactly: the body names the delivery.
+            return (job_id, "secret", hashlib.sha256(body).hexdigest())
+        timestamp = request.headers.get("X-Webhook-Timestamp", "")
+        signature = request.headers.get("X-Webhook-Signature", "")
+        if signature and signature_ok(
+            secret, timestamp=timestamp, signature=signature, body=body, now=jobs.clock()
+        ):
+            return (job_id, "hmac", timestamp, signature)
+        return None
 
     async def receive(request: web.Request) -> web.Response:
         job_id = request.match_info["job_id"]
-        body = await request.read()  # the raw bytes: the signature covers them exactly
-        timestamp = request.headers.get("X-Webhook-Timestamp", "")
-        signature = request.headers.get("X-Webhook-Signature", "")
+        # Anyone can call this URL: until the job is known, its id is the caller's text, so
+        # it is format-checked, shortened and logged only as a repr (no forged log lines).
+        if not is_id(job_id):
+            log.warning("rejected a webhook for a malformed job id %r", job_id[:_LOGGED_ID])
+            return web.Response(status=401)
+        body = await request.read()  # the raw bytes: a signature covers them exactly
         secret = await jobs.webhook_secret(job_id)
-        if secret is None or not signature_ok(
-            secret, timestamp=timestamp, signature=signature, body=body, now=jobs.clock()
-        ):
+        delivery = None if secret is None else authentic(request, secret, body)
+        if delivery is None:
             log.warning(
-                "rejected a webhook for job %s (unknown job, bad or stale signature)", job_id[:40]
+                "rejected a webhook for job %r (unknown job, bad secret or signature)",
+                job_id[:_LOGGED_ID],
             )
             return web.Response(status=401)
-        delivery = (job_id, timestamp, signature)
         if delivery in seen:
             log.info("ignored a repeated webhook delivery for job %s", job_id)
             return web.json_response({"ok": True})

@@ -26,7 +26,10 @@ prompt contains          what happens
 ``fail:500``             HTTP 500 ``{"detail": ...}``, always
 ``fail:500-once``        the 500 only on the first attempt of a (session, prompt), then normal
 ``fail:error``           a few events, then an ``error`` event ``GENERATION_FAILED``
-``fail:balance``         a few events, then an ``error`` event ``INSUFFICIENT_BALANCE``
+``fail:balance``         a few events, then an ``error`` event ``INSUFFICIENT_BALANCE`` with
+                         ``details`` (balance $0.42, about $1.20 needed, a top-up URL)
+``fail:timeout``         a few events, then an ``error`` event ``TIMEOUT``
+``fail:filter``          a few events, then an ``error`` event ``CONTENT_FILTER``
 ``fail:cut``             a few events, then the connection drops (no ``[DONE]``)
 ``fail:stall``           a few events, then silence until the client leaves or the sim stops
 ``fail:bigmedia[:B]``    the generation is ``/media/blob/B.mp4`` (default 25 MiB), streamed
@@ -34,8 +37,14 @@ prompt contains          what happens
 
 Without streaming (``stream: false``) the same script runs silently: an ``error`` event becomes
 HTTP 402 (``INSUFFICIENT_BALANCE``) or 500 (``GENERATION_FAILED``) with ``error_code``, a cut
-closes the connection before any response, and ``SESSION_BUSY`` is HTTP 409. With streaming,
+closes the connection before any response, and ``SESSION_BUSY`` is HTTP 409; other error codes
+are HTTP 500. With streaming,
 ``SESSION_BUSY`` is an ``error`` event, as the real service sends it.
+
+What the simulator remembers is bounded, since it also serves a keyless bot on real platforms
+for as long as that runs: the newest `max_requests` requests (`requests`), the
+`max_sessions` most recently used sessions (`sessions`, least recently used dropped first),
+and likewise for the job endpoints' records (see `simulator.jobs`).
 
 Other request fields honoured: ``session_id`` (history kept per session, a missing one gets a
 fresh id), ``mode`` (``eco`` halves every delay and its text says "eco mode"), ``web_search``
@@ -53,9 +62,10 @@ import struct
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 
@@ -64,11 +74,57 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "eachsense/beta"
 BIGMEDIA_DEFAULT_BYTES = 25 * 1024 * 1024
 MAX_HISTORY = 50  # the real service keeps about 50 messages per session
+MAX_REQUESTS = 1000  # requests kept for inspection
+MAX_SESSIONS = 1000  # sessions kept (least recently used dropped first)
 STALL_SECONDS = 3600.0
 _BLOB_CHUNK = 64 * 1024
 
 Shape = Literal["openai", "raw"]
 Step = tuple[float, dict[str, Any]]
+T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Recent(list[T]):
+    """A list that keeps only its newest `maxlen` items (older ones are dropped as new ones
+    are appended). A list, not a deque, so tests keep comparing, slicing and unpacking it."""
+
+    def __init__(self, maxlen: int, items: Iterable[T] = ()) -> None:
+        if maxlen < 1:
+            raise ValueError("maxlen must be at least 1")
+        super().__init__(items)
+        self.maxlen = maxlen
+        self._trim()
+
+    def append(self, item: T) -> None:
+        super().append(item)
+        self._trim()
+
+    def _trim(self) -> None:
+        if len(self) > self.maxlen:
+            del self[: len(self) - self.maxlen]
+
+
+class Lru(OrderedDict[K, V]):
+    """A dict of at most `maxsize` entries; `touch` marks one used, the least recently used
+    goes first when a new key would exceed the size."""
+
+    def __init__(self, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError("maxsize must be at least 1")
+        super().__init__()
+        self.maxsize = maxsize
+
+    def __setitem__(self, key: K, value: V) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.maxsize:
+            self.popitem(last=False)
+
+    def touch(self, key: K) -> None:
+        if key in self:
+            self.move_to_end(key)
 
 
 @dataclass(slots=True)
@@ -127,6 +183,10 @@ class Simulator:
 
     `speed` divides every delay (tests use 1000 for near-instant turns); `shape` picks the
     stream shape. With `api_key` set, only that key is accepted; without, anything is.
+    `busy_after_stream` keeps a session answering `SESSION_BUSY` for that many seconds (wall
+    time, not divided by `speed`) after each of its turns ended, as the real server may while
+    it releases the session; `make_busy(session_id, requests=N)` makes its next N requests
+    answer `SESSION_BUSY`.
     No global lock sits on the streaming path: only a per-session busy flag, so thousands of
     concurrent streams are fine.
     """
@@ -139,6 +199,9 @@ class Simulator:
         shape: Shape = "openai",
         speed: float = 1.0,
         api_key: str | None = None,
+        max_requests: int = MAX_REQUESTS,
+        max_sessions: int = MAX_SESSIONS,
+        busy_after_stream: float = 0.0,
     ) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
@@ -147,10 +210,15 @@ class Simulator:
         self.shape: Shape = shape
         self.speed = speed
         self.api_key = api_key
-        self.requests: list[SimRequest] = []
-        self.sessions: dict[str, list[dict[str, Any]]] = {}
+        self.max_requests = max_requests
+        self.requests: Recent[SimRequest] = Recent(max_requests)
+        self.sessions: Lru[str, list[dict[str, Any]]] = Lru(max_sessions)
         self._busy: set[str] = set()
-        self._attempts: dict[tuple[str, str], int] = {}
+        self._attempts: Lru[tuple[str, str], int] = Lru(max_sessions)
+        # Scripted SESSION_BUSY (the real server's release lag): see `make_busy`.
+        self.busy_after_stream = busy_after_stream
+        self._busy_requests: Lru[str, int] = Lru(max_sessions)
+        self._ended: Lru[str, float] = Lru(max_sessions)
         self._runner: web.AppRunner | None = None
         self._closing = asyncio.Event()
         self.app = self._build_app()
@@ -225,7 +293,7 @@ class Simulator:
         if failure is not None:
             return failure
         session_id = str(body.get("session_id") or f"sess_{uuid.uuid4().hex[:16]}")
-        if session_id in self._busy:
+        if session_id in self._busy or self._still_busy(session_id):
             return await self._busy_response(request, session_id=session_id, stream=stream)
         self._busy.add(session_id)
         try:
@@ -235,6 +303,21 @@ class Simulator:
             return await self._complete(request, turn)
         finally:
             self._busy.discard(session_id)
+            if self.busy_after_stream > 0:
+                self._ended[session_id] = time.monotonic()
+
+    def make_busy(self, session_id: str, *, requests: int) -> None:
+        """Answer `SESSION_BUSY` to the next `requests` requests in `session_id`."""
+        self._busy_requests[session_id] = requests
+
+    def _still_busy(self, session_id: str) -> bool:
+        """The scripted busy answers (`make_busy`, `busy_after_stream`), counted here."""
+        left = self._busy_requests.get(session_id, 0)
+        if left > 0:
+            self._busy_requests[session_id] = left - 1
+            return True
+        ended = self._ended.get(session_id)
+        return ended is not None and time.monotonic() - ended < self.busy_after_stream
 
     def _authorized(self, request: web.Request) -> bool:
         """Bearer (documented today) and X-API-Key (the raw examples) are both accepted."""
@@ -283,7 +366,7 @@ class Simulator:
         return resp
 
     def _begin_turn(self, body: dict[str, Any], *, prompt: str, session_id: str) -> _Turn:
-        history = self.sessions.setdefault(session_id, [])
+        history = self._history(session_id)
         turn = self._make_turn(body, prompt=prompt, session_id=session_id, history=history)
         history.append({"role": "user", "content": prompt})
         del history[:-MAX_HISTORY]
@@ -368,10 +451,10 @@ class Simulator:
                 return _error_body(504, "Simulated stall ended.")
             if kind == "error":
                 status = 402 if event["error_code"] == "INSUFFICIENT_BALANCE" else 500
-                return web.json_response(
-                    {"detail": event["message"], "error_code": event["error_code"]},
-                    status=status,
-                )
+                error = {"detail": event["message"], "error_code": event["error_code"]}
+                if "details" in event:
+                    error["details"] = event["details"]
+                return web.json_response(error, status=status)
             if kind == "text_response":
                 text.append(event["content"])
             elif kind == "clarification_needed":
@@ -408,9 +491,18 @@ class Simulator:
         )
 
     def _remember(self, turn: _Turn, content: str) -> None:
-        history = self.sessions.setdefault(turn.session_id, [])
+        history = self._history(turn.session_id)
         history.append({"role": "assistant", "content": content})
         del history[:-MAX_HISTORY]
+
+    def _history(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's messages (a new session if unknown), marked as just used."""
+        history = self.sessions.get(session_id)
+        if history is None:
+            history = self.sessions[session_id] = []
+        else:
+            self.sessions.touch(session_id)
+        return history
 
     async def _sleep(self, delay: float, mode: str) -> None:
         if delay <= 0:
@@ -497,9 +589,9 @@ def _script(turn: _Turn) -> Iterator[Step]:
     yield from _thinking(turn)
     if turn.web_search:
         yield from _web_search(turn)
-    failure = re.search(r"fail:(error|balance|cut|stall)", words)
+    failure = re.search(r"fail:(error|balance|timeout|filter|cut|stall)", words)
     if failure:
-        yield from _failure(failure.group(1))
+        yield from _failure(failure.group(1), turn)
         return
     if re.search(r"\bask\b", words):
         yield (
@@ -548,29 +640,29 @@ def _web_search(turn: _Turn) -> Iterator[Step]:
     yield 0.2, {"type": "web_search_citations", "citations": [citation]}
 
 
-def _failure(kind: str) -> Iterator[Step]:
+_ERROR_EVENTS: dict[str, tuple[str, str]] = {
+    "error": ("GENERATION_FAILED", "The generation failed (simulated)."),
+    "balance": ("INSUFFICIENT_BALANCE", "Insufficient balance. Please top up your account."),
+    "timeout": ("TIMEOUT", "The request took too long (simulated)."),
+    "filter": ("CONTENT_FILTER", "The request was blocked by the content filter (simulated)."),
+}
+
+
+def _failure(kind: str, turn: _Turn) -> Iterator[Step]:
     yield 0.1, {"type": "status", "message": "Generating", "tool_name": "image_generation"}
     yield 0.1, {"type": "progress", "message": "Generating", "percent": 10}
-    if kind == "error":
-        yield (
-            0.1,
-            {
-                "type": "error",
-                "message": "The generation failed (simulated).",
-                "error_code": "GENERATION_FAILED",
-            },
-        )
-    elif kind == "balance":
-        yield (
-            0.1,
-            {
-                "type": "error",
-                "message": "Insufficient balance. Please top up your account.",
-                "error_code": "INSUFFICIENT_BALANCE",
-            },
-        )
-    else:
+    if kind not in _ERROR_EVENTS:
         yield 0.05, {"type": f"_{kind}"}
+        return
+    code, message = _ERROR_EVENTS[kind]
+    event: dict[str, Any] = {"type": "error", "message": message, "error_code": code}
+    if kind == "balance":
+        event["details"] = {
+            "current_balance": 0.42,
+            "required_estimate": 1.2,
+            "top_up_url": f"{turn.base_url}/top-up",
+        }
+    yield 0.1, event
 
 
 def _media_plan(words: str) -> tuple[str, int]:

@@ -8,19 +8,25 @@
 
 A run is "running" for a couple of polls (or a while in simulated time, scaled by the
 simulator's `speed`) and then ends; when it was created with `webhook_url` + `webhook_secret`
-the result is POSTed there three times, signed the way Eachlabs documents. Words in the prompt
+the result is POSTed there the way Eachlabs documents it: body `{exec_id, flow_id,
+status: "succeeded"|"failed", output, error: ""}` (a failure's reason in `output[0].error`,
+an object `{error_code, error_message}`), the job's `webhook_secret` verbatim in
+`X-Webhook-Secret`, up to three attempts about 10 s apart (simulated time) until one is
+answered 2xx, and no delivery for a cancelled run. `SimJobs.repeat_deliveries` makes all
+three attempts go out even after a 2xx (an acknowledgement lost on the way). Words in the prompt
 (or in a workflow's input values) script what happens:
 `fail` (the run fails), `fail:401|402|429|500` (creating it is refused), `nowebhook` (no
 delivery: polling must finish it), `slow` (several more polls), `video` (an .mp4 output),
 `shape:list|object` (the output's wire shape). A workflow id starting `missing` is a 404.
+
+The records are bounded like the chat side's: the newest `max_records` requests and
+deliveries, and at most `max_records` jobs (the oldest finished ones are forgotten first).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import itertools
 import json
 import logging
@@ -32,6 +38,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from simulator import Recent
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -39,14 +47,22 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Seconds of simulated time (divided by the simulator's speed).
 _DURATION = {"prediction": 6.0, "workflow": 12.0, "video": 60.0, "slow": 120.0}
 _DELIVERY_GAP = 10.0  # Eachlabs retries webhooks about 10 s apart
+MAX_RECORDS = 1000
 _POLLS = 2
 _SLOW_POLLS = 6
 _STEPS = 3
 _FAIL_STATUSES = {"fail:401": 401, "fail:402": 402, "fail:429": 429, "fail:500": 500}
+_FAILURE = {
+    "error_code": "EXECUTION_ERROR",
+    "error_message": "The model crashed: out of memory (simulated).",
+}
 _FAIL_DETAIL = {
     401: "Invalid API key.",
-    402: "Payment required: insufficient balance.",
-    429: "Too many predictions in flight for this account.",
+    402: "Your balance is $0.00; add credit to run this model (simulated).",
+    429: (
+        "Accounts with a balance of $10.00 or less can run 2 predictions at once; "
+        "wait for one to finish (simulated)."
+    ),
     500: "Internal server error.",
 }
 MODELS: tuple[tuple[str, str, str], ...] = (
@@ -70,6 +86,7 @@ class SimJob:
     id: str
     kind: str  # "prediction" | "workflow"
     words: frozenset[str]
+    flow_id: str | None
     created: float
     duration: float
     polls_needed: int
@@ -88,11 +105,26 @@ class SimJobs:
 
     speed: float
     cancel_delay: float = 0.0  # seconds a cancel takes to answer (tests of slow cancels)
+    repeat_deliveries: bool = False  # send all three webhook attempts even after a 2xx
+    max_records: int = MAX_RECORDS
     jobs: dict[str, SimJob] = field(default_factory=dict)
-    requests: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
-    deliveries: list[tuple[str, int]] = field(default_factory=list)
+    requests: Recent[tuple[str, str, dict[str, Any] | None]] = field(init=False)
+    deliveries: Recent[tuple[str, int]] = field(init=False)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def __post_init__(self) -> None:
+        self.requests = Recent(self.max_records)
+        self.deliveries = Recent(self.max_records)
+
+    def add(self, job: SimJob) -> None:
+        """Keep `job`; past `max_records` jobs, forget the oldest finished ones."""
+        self.jobs[job.id] = job
+        excess = len(self.jobs) - self.max_records
+        if excess > 0:
+            ended = [key for key, known in self.jobs.items() if known.ended][:excess]
+            for key in ended:
+                del self.jobs[key]
 
 
 JOBS_KEY = web.AppKey("jobs_sim", SimJobs)
@@ -100,7 +132,10 @@ JOBS_KEY = web.AppKey("jobs_sim", SimJobs)
 
 def add_routes(app: web.Application, sim: Any) -> None:
     """Mount prediction/workflow routes on the simulator app. `sim` is the `Simulator`."""
-    state = SimJobs(speed=float(getattr(sim, "speed", 1.0) or 1.0))
+    state = SimJobs(
+        speed=float(getattr(sim, "speed", 1.0) or 1.0),
+        max_records=int(getattr(sim, "max_requests", MAX_RECORDS)),
+    )
     app[JOBS_KEY] = state
     h = _Handlers(state, sim)
     api, legacy = "/eachlabs/v1", "/workflows/api/v1"
@@ -163,7 +198,7 @@ class _Handlers:
         refused = self._refusal(words)
         if refused is not None:
             return refused
-        job = self._new("prediction", words, body, prefix="pred")
+        job = self._new("prediction", words, body, prefix="pred", flow_id=None)
         ext = "mp4" if "video" in words else "png"
         job.outputs = [self.sim.media_url(f"{job.id}.{ext}")]
         return web.json_response(
@@ -225,7 +260,7 @@ class _Handlers:
         refused = self._refusal(words)
         if refused is not None:
             return refused
-        job = self._new("workflow", words, body, prefix="exec")
+        job = self._new("workflow", words, body, prefix="exec", flow_id=request.match_info["wf"])
         names = [f"{job.id}-1.png", f"{job.id}-2.png"]
         if "video" in words:
             names.append(f"{job.id}-3.mp4")
@@ -271,7 +306,13 @@ class _Handlers:
         return None
 
     def _new(
-        self, kind: str, words: frozenset[str], body: dict[str, Any], *, prefix: str
+        self,
+        kind: str,
+        words: frozenset[str],
+        body: dict[str, Any],
+        *,
+        prefix: str,
+        flow_id: str | None,
     ) -> SimJob:
         seconds = _DURATION[kind]
         if "video" in words:
@@ -282,6 +323,7 @@ class _Handlers:
             id=f"{prefix}-{next(self.state.counter)}",
             kind=kind,
             words=words,
+            flow_id=flow_id,
             created=time.monotonic(),
             duration=seconds / self.state.speed,
             polls_needed=_SLOW_POLLS if "slow" in words else _POLLS,
@@ -289,7 +331,7 @@ class _Handlers:
         url, secret = body.get("webhook_url"), body.get("webhook_secret")
         if isinstance(url, str) and url and "nowebhook" not in words:
             job.webhook_url, job.webhook_secret = url, str(secret or "")
-        self.state.jobs[job.id] = job
+        self.state.add(job)
         self._spawn(self._run(job))
         return job
 
@@ -309,45 +351,44 @@ class _Handlers:
         job.done.set()
 
     async def _run(self, job: SimJob) -> None:
-        """End the job after its simulated duration, then deliver its webhook three times."""
+        """End the job after its simulated duration, then deliver its webhook three times
+        (Eachlabs sends none for a cancellation)."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(job.done.wait(), job.duration)
         if not job.ended:
             self._end(job)
-        if job.webhook_url:
+        if job.webhook_url and not job.cancelled:
             await self._deliver(job)
 
     async def _deliver(self, job: SimJob) -> None:
         assert job.webhook_url is not None
-        outcome = _outcome(job)
+        failed = _outcome(job) == "failed"
         payload = {
             "exec_id": job.id,
-            "status": {"done": "succeeded"}.get(outcome, outcome),
-            "output": _shape(job) if outcome == "done" else None,
-            "error": "The model crashed (simulated)." if outcome == "failed" else None,
+            "flow_id": job.flow_id,
+            "status": "failed" if failed else "succeeded",
+            "output": [{"error": dict(_FAILURE)}] if failed else _shape(job),
+            "error": "",  # always empty: a failure's reason is in output[0].error
         }
         raw = json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Webhook-Secret": job.webhook_secret or "",
+        }
         async with aiohttp.ClientSession() as session:
             for attempt in range(3):
                 if attempt:
                     await asyncio.sleep(_DELIVERY_GAP / self.state.speed)
-                timestamp = str(int(time.time()))
-                digest = hmac.new(
-                    (job.webhook_secret or "").encode(),
-                    f"{timestamp}.".encode() + raw,
-                    hashlib.sha256,
-                ).hexdigest()
-                headers = {
-                    "Content-Type": "application/json",
-                    "X-Webhook-Timestamp": timestamp,
-                    "X-Webhook-Signature": f"sha256={digest}",
-                }
                 try:
                     async with session.post(job.webhook_url, data=raw, headers=headers) as resp:
                         self.state.deliveries.append((job.id, resp.status))
+                        accepted = 200 <= resp.status < 300
                 except aiohttp.ClientError as exc:
                     log.info("webhook delivery for %s failed: %s", job.id, exc)
                     self.state.deliveries.append((job.id, 0))
+                    accepted = False
+                if accepted and not self.state.repeat_deliveries:
+                    return
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -404,4 +445,9 @@ def _int(raw: str | None, default: int) -> int:
 
 
 def _error(status: int, detail: str) -> web.Response:
+    if status in (402, 429):
+        # each::api's own shape for these two: the sentence for people is in `details`
+        reason = {402: "payment required", 429: "too many requests"}[status]
+        body = {"status": status, "error": reason, "details": detail}
+        return web.json_response(body, status=status)
     return web.json_response({"detail": detail}, status=status)

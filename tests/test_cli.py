@@ -78,8 +78,33 @@ def test_invalid_setting_is_a_clear_message(tmp_path: Path) -> None:
         timeout=30,
     )
     assert result.returncode == 2
-    assert "Invalid settings" in result.stderr and "http_port" in result.stderr
+    assert "Invalid settings" in result.stderr and "HTTP_PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_invalid_settings_name_the_setting_but_never_echo_its_value(tmp_path: Path) -> None:
+    # A token pasted into the wrong variable must not be printed back (pydantic's own message
+    # quotes `input_value`).
+    token = "xoxb-pasted-in-the-wrong-place-777"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "doctor"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=clean_env(WORKFLOWS_API=token, HTTP_PORT=token, DISCORD_GUILD_IDS=f"1,{token}"),
+        timeout=30,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "Invalid settings:"
+    assert sorted(line.split(":")[0].strip() for line in lines[1:]) == [
+        "DISCORD_GUILD_IDS[1]",
+        "HTTP_PORT",
+        "WORKFLOWS_API",
+    ]
+    assert "Input should be a valid integer" in result.stderr
+    assert token not in result.stderr + result.stdout
+    assert "input_value" not in result.stderr and "Traceback" not in result.stderr
 
 
 async def test_simulate_serves_the_protocol(tmp_path: Path, unused_tcp_port: int) -> None:

@@ -117,10 +117,10 @@ async def test_stop_by_someone_else_is_refused(core: Core) -> None:
 async def test_bad_prompts_get_a_sentence_and_send_nothing(core: Core, sim: Simulator) -> None:
     surface = RecordingSurface()
     await core.conversations.run(Turn(KEY, "U1", "   ", new_thread=True), surface)
-    await core.conversations.run(Turn(KEY, "U1", "x" * 5000, new_thread=True), surface)
+    await core.conversations.run(Turn(KEY, "U1", "x" * 10_001, new_thread=True), surface)
     texts = [v.text for v in surface.messages.values()]
     assert "write a prompt" in texts[0]
-    assert "5,000 characters" in texts[1] and "4,000" in texts[1]
+    assert "10,001 characters" in texts[1] and "10,000" in texts[1]  # the default limit
     assert sim.requests == []
 
 
@@ -192,6 +192,23 @@ async def test_failures_are_sentences_and_the_thread_stays_usable(
     assert "Done" in surface.messages[surface.finals[-1]].status
     assert (await core.store.get_thread(KEY)).session_id == session  # type: ignore[union-attr]
     assert {r.json["session_id"] for r in sim.requests} == {session}
+
+
+async def test_agent_error_details_reach_the_thread(core: Core, sim: Simulator) -> None:
+    surface = RecordingSurface()
+    conv = core.conversations
+    for prompt, words in [
+        (
+            "fail:balance",
+            "(balance $0.42; this needs about $1.20). "
+            f"An admin can top it up here: {sim.url}/top-up",
+        ),
+        ("fail:timeout", "each::sense ran out of time on this request"),
+        ("fail:filter", "each::sense's content filter blocked this request"),
+    ]:
+        await conv.run(Turn(KEY, "U1", prompt, new_thread=True), surface)
+        final = surface.messages[surface.finals[-1]]
+        assert words in final.status, (prompt, final.status)
 
 
 async def test_too_big_media_is_posted_as_a_link(core: Core) -> None:
@@ -300,3 +317,49 @@ async def test_a_drain_hands_back_a_turn_that_outlives_the_grace(sim: Simulator)
         assert "restarting" in late.all_text()
     finally:
         await close_core(core)
+
+
+async def test_a_session_still_releasing_is_waited_out() -> None:
+    # each::sense may say SESSION_BUSY for a moment after our previous answer ended: the
+    # follow-up is sent again (once nothing was generated) and the person never hears of it.
+    async with Simulator(speed=1000, busy_after_stream=0.4) as sim:
+        core = await build_core(simulated(make_settings(), sim))
+        try:
+            surface = RecordingSurface()
+            conv = core.conversations
+            await conv.run(Turn(KEY, "U1", "just text", new_thread=True), surface)
+            await conv.run(Turn(KEY, "U1", "and more, just text"), surface)
+            prompts = [r.prompt for r in sim.requests]
+            assert prompts[0] == "just text" and len(prompts) >= 3
+            assert set(prompts[1:]) == {"and more, just text"}  # the same turn, sent again
+            history = sim.sessions[sim.requests[0].session_id]
+            assert [m["content"] for m in history if m["role"] == "user"] == [
+                "just text",
+                "and more, just text",
+            ]  # generated once
+            final = surface.messages[surface.finals[-1]]
+            assert "Done" in final.status and "turn 2 in this session" in final.text
+            assert "still answering" not in surface.all_text()
+            # a session that stays busy for its first requests is waited out the same way
+            sim.make_busy(sim.requests[0].session_id or "", requests=2)
+            await conv.run(Turn(KEY, "U1", "third, just text"), surface)
+            assert [r.prompt for r in sim.requests][-3:] == ["third, just text"] * 3
+            assert "Done" in surface.messages[surface.finals[-1]].status
+        finally:
+            await close_core(core)
+
+
+async def test_busy_retry_can_be_turned_off() -> None:
+    async with Simulator(speed=1000) as sim:
+        core = await build_core(simulated(make_settings(eachsense_busy_retry_seconds=0), sim))
+        try:
+            surface = RecordingSurface()
+            await core.conversations.run(Turn(KEY, "U1", "just text", new_thread=True), surface)
+            sim.make_busy(sim.requests[0].session_id or "", requests=1)
+            await core.conversations.run(Turn(KEY, "U1", "more text"), surface)
+            assert len(sim.requests) == 2
+            assert (
+                "still answering a previous message" in surface.messages[surface.finals[-1]].status
+            )
+        finally:
+            await close_core(core)

@@ -30,7 +30,7 @@ from bot.errors import (
     ServerError,
 )
 from bot.models import JobStatus
-from bot.webhooks import sign, signature_ok
+from bot.webhooks import secret_ok, sign, signature_ok
 from simulator import Simulator
 from simulator.jobs import sim_jobs
 
@@ -99,6 +99,68 @@ def test_job_state_errors_and_steps() -> None:
         parse_job_state(["not", "an", "object"])
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        # the webhook payload: top-level `error` always "", the reason in output[0].error
+        (
+            {
+                "exec_id": "p1",
+                "flow_id": None,
+                "status": "failed",
+                "error": "",
+                "output": [
+                    {
+                        "error": {
+                            "error_code": "EXECUTION_TIMEOUT",
+                            "error_message": "The run took longer than 10 minutes.",
+                        }
+                    }
+                ],
+            },
+            "The run took longer than 10 minutes.",
+        ),
+        ({"status": "failed", "error": "", "output": [{"error": "legacy boom"}]}, "legacy boom"),
+        (
+            {"status": "failed", "output": [{"error": {"error_code": "INPUT_VALIDATION_ERROR"}}]},
+            "INPUT_VALIDATION_ERROR",
+        ),
+        (
+            {"status": "failed", "output": {"error": {"error_message": "as an object"}}},
+            "as an object",
+        ),
+        # polled GETs: `error` as a string or an object, a workflow's `error_cause`, logs
+        ({"status": "error", "error": {"error_code": "X", "error_message": "oom"}}, "oom"),
+        ({"status": "error", "error": {"message": "boom"}}, "boom"),
+        ({"status": "failed", "error": None, "error_cause": "Step 2: OOM"}, "Step 2: OOM"),
+        (
+            {"status": "failed", "error": "Step 2 failed", "error_cause": "OOM"},
+            "Step 2 failed",
+        ),
+        (
+            {"status": "error", "output": "", "logs": "loading\nRuntimeError: CUDA OOM\n\n"},
+            "RuntimeError: CUDA OOM",
+        ),
+        (
+            {"status": "error", "logs": ["step 1", "killed: out of memory", None]},
+            "killed: out of memory",
+        ),
+        (
+            {"status": "failed", "error": "  ", "output": [{"error": ""}], "logs": ""},
+            "no reason given",
+        ),
+    ],
+)
+def test_failure_reasons_from_every_documented_shape(body: dict[str, Any], reason: str) -> None:
+    state = parse_job_state(body)
+    assert state.status is JobStatus.FAILED and state.error == reason
+
+
+def test_failure_reason_is_capped() -> None:
+    state = parse_job_state({"status": "failed", "output": [{"error": "x" * 5000}]})
+    assert state.error == "x" * 500
+
+
 def test_remote_id_accepts_both_spellings() -> None:
     assert remote_id({"predictionID": "p1", "id": "x"}, "predictionID", "id") == "p1"
     assert remote_id({"id": "p2"}, "predictionID", "id") == "p2"
@@ -108,6 +170,15 @@ def test_remote_id_accepts_both_spellings() -> None:
 
 
 # --- webhook signatures ----------------------------------------------------------------------
+
+
+def test_secret_header_checks() -> None:
+    assert secret_ok("s3cret-" * 9, "s3cret-" * 9)
+    assert not secret_ok("s3cret", "s3cret ")
+    assert not secret_ok("s3cret", "S3CRET")
+    assert not secret_ok("s3cret", "")
+    assert not secret_ok("", "")  # a job without a secret trusts nothing
+    assert not secret_ok("s3cret", "s3cre")
 
 
 def test_signature_checks() -> None:
@@ -184,6 +255,30 @@ def _answer(status: int, body: dict[str, Any], **headers: str) -> Handler:
         (500, {"detail": "boom"}, ServerError, "Eachlabs is having trouble"),
         (503, {}, ServerError, "Eachlabs is having trouble"),
         (422, {"detail": "input.prompt is required"}, RequestRejected, "input.prompt is required"),
+        # each::api puts the sentence for people in `details`
+        (
+            402,
+            {"status": 402, "error": "payment required", "details": "Balance  $1.00 is too low"},
+            PaymentRequired,
+            "Payment required by Eachlabs: Balance $1.00 is too low.",
+        ),
+        (
+            402,
+            {"status": 402, "error": "payment required", "details": {"current_balance": 1}},
+            PaymentRequired,
+            "The Eachlabs account is out of credit (balance $1.00).",
+        ),
+        (
+            429,
+            {
+                "status": 429,
+                "error": "too many requests",
+                "details": "With a balance of $10.00 or less, 2 runs can be in flight at once.",
+            },
+            RateLimited,
+            "Too many runs are in flight on this Eachlabs account: With a balance of $10.00 "
+            "or less, 2 runs can be in flight at once.",
+        ),
     ],
 )
 async def test_error_tree(

@@ -5,6 +5,7 @@ times out and retries."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import time
@@ -496,7 +497,7 @@ async def test_session_busy_and_balance_errors(server: Server, http: aiohttp.Cli
     broke = {"type": "error", "message": "no credit", "error_code": "INSUFFICIENT_BALANCE"}
     gone = {"type": "error", "message": "?", "error_code": "SESSION_NOT_FOUND"}
     server.script(sse(frame(busy)), sse(frame(broke)), sse(frame(gone)))
-    agent = client(http, server.url)
+    agent = client(http, server.url, busy_retry_seconds=0)  # the sentence when not retried
     with pytest.raises(AgentError) as err:
         await collect(agent.stream("hi", session_id="s"))
     assert err.value.code == "SESSION_BUSY"
@@ -508,14 +509,136 @@ async def test_session_busy_and_balance_errors(server: Server, http: aiohttp.Cli
     assert err.value.code == "SESSION_NOT_FOUND" and "new thread" in err.value.user_message
 
 
+async def test_balance_error_details_are_in_the_sentence(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    url = "https://eachlabs.example/billing?from=bot"
+    estimate = {"current_balance": 0.42, "required_estimate": 1.2, "top_up_url": url}
+    exact = {"current_balance": "3", "required_balance": 12.5}
+    broke = {
+        "type": "error",
+        "message": "Insufficient balance",
+        "error_code": "INSUFFICIENT_BALANCE",
+    }
+    server.script(
+        sse(frame({**broke, "details": estimate}), DONE),
+        sse(frame(chunk({**broke, "details": exact})), DONE),
+        reply(
+            402, {"detail": "no credit", "error_code": "INSUFFICIENT_BALANCE", "details": estimate}
+        ),
+        reply(402, {"detail": "Payment required", "details": {"current_balance": 0}}),
+    )
+    agent = client(http, server.url)
+    with pytest.raises(PaymentRequired) as err:
+        await collect(agent.stream("hi", session_id="s"))
+    assert err.value.user_message == (
+        "The Eachlabs account is out of credit (balance $0.42; this needs about $1.20). "
+        f"An admin can top it up here: {url}"
+    )
+    assert "top_up_url" in err.value.detail  # the log keeps what was sent
+    with pytest.raises(PaymentRequired) as err:
+        await collect(agent.stream("hi", session_id="s"))
+    assert err.value.user_message == (
+        "The Eachlabs account is out of credit (balance $3.00; this needs $12.50). "
+        "An admin needs to top it up."
+    )
+    with pytest.raises(PaymentRequired) as err:
+        await agent.complete("hi", session_id="s")
+    assert "balance $0.42" in err.value.user_message and url in err.value.user_message
+    with pytest.raises(PaymentRequired) as err:
+        await agent.complete("hi", session_id="s")
+    assert "(balance $0.00)" in err.value.user_message
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("TIMEOUT", "each::sense ran out of time on this request"),
+        ("CONTENT_FILTER", "each::sense's content filter blocked this request"),
+    ],
+)
+async def test_timeout_and_content_filter_have_their_own_sentences(
+    server: Server, http: aiohttp.ClientSession, code: str, words: str
+) -> None:
+    event = {"type": "error", "message": "internal wording", "error_code": code}
+    server.script(sse(frame(event), DONE), reply(500, {"detail": "x", "error_code": code}))
+    agent = client(http, server.url)
+    with pytest.raises(AgentError) as err:
+        await collect(agent.stream("hi", session_id="s"))
+    assert err.value.code == code and err.value.user_message.startswith(words)
+    with pytest.raises(AgentError) as err:
+        await agent.complete("hi", session_id="s")
+    assert err.value.code == code and err.value.user_message.startswith(words)
+    assert len(server.seen) == 2  # neither is retried
+
+
 async def test_error_body_with_code_is_agent_error_not_retried(
     server: Server, http: aiohttp.ClientSession
 ) -> None:
     server.script(reply(409, {"detail": "Session is busy", "error_code": "SESSION_BUSY"}))
+    # (SESSION_BUSY itself is waited out unless that is turned off: see the tests below)
     with pytest.raises(AgentError) as err:
-        await collect(client(http, server.url).stream("hi", session_id="s"))
+        await collect(client(http, server.url, busy_retry_seconds=0).stream("hi", session_id="s"))
     assert err.value.code == "SESSION_BUSY" and err.value.status == 409
     assert len(server.seen) == 1
+
+
+BUSY = {"type": "error", "message": "busy", "error_code": "SESSION_BUSY"}
+
+
+async def test_session_busy_before_any_event_is_sent_again(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    server.script(
+        sse(frame(chunk(BUSY)), DONE),
+        reply(409, {"detail": "Session is busy", "error_code": "SESSION_BUSY"}),
+        sse(b": ping\n\n", frame(BUSY), DONE),  # a comment is not an event of the turn
+        sse(frame({"type": "thinking_delta", "content": "x"}), frame(chunk(content="hi")), DONE),
+    )
+    events = await collect(client(http, server.url).stream("draw", session_id="s1"))
+    assert events == [ThinkingDelta("x"), TextResponse("hi"), Complete()]
+    assert len(server.seen) == 4
+    assert all(seen.body == server.seen[0].body for seen in server.seen)
+    gaps = [b.at - a.at for a, b in itertools.pairwise(server.seen)]
+    assert all(gap >= 0.2 for gap in gaps) and gaps[1] > gaps[0]  # backing off
+
+
+async def test_session_busy_after_an_event_is_never_sent_again(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    for first in ({"type": "thinking_delta", "content": "x"}, {"type": "task_started"}):
+        server.seen.clear()
+        server.script(sse(frame(first), frame(BUSY), DONE), sse(frame(chunk(content="no")), DONE))
+        got: list[Event] = []
+        with pytest.raises(AgentError) as err:
+            await collect(client(http, server.url).stream("draw", session_id="s1"), got)
+        assert err.value.code == "SESSION_BUSY"
+        assert len(server.seen) == 1  # the turn had begun: it might be generating
+        assert got == ([ThinkingDelta("x")] if first["type"] == "thinking_delta" else [])
+
+
+async def test_session_busy_retries_are_bounded(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    server.script(sse(frame(BUSY), DONE))  # busy for ever
+    started = time.monotonic()
+    with pytest.raises(AgentError) as err:
+        await collect(client(http, server.url, busy_retry_seconds=0.6).stream("x", session_id="s"))
+    took = time.monotonic() - started
+    assert err.value.code == "SESSION_BUSY" and "still answering" in err.value.user_message
+    assert 0.55 < took < 3 and 2 <= len(server.seen) <= 4
+
+
+async def test_complete_waits_out_a_busy_session(
+    server: Server, http: aiohttp.ClientSession
+) -> None:
+    answer = {"choices": [{"message": {"content": "ok"}}], "session_id": "s"}
+    server.script(
+        reply(409, {"detail": "Session is busy", "error_code": "SESSION_BUSY"}),
+        reply(200, answer),
+    )
+    done = await client(http, server.url).complete("x", session_id="s")
+    assert done.content == "ok" and len(server.seen) == 2
 
 
 # --- timeouts --------------------------------------------------------------------------

@@ -1,21 +1,25 @@
 """Direct model runs and workflows end to end: the real `Jobs` with the real SQLite store and
 media fetcher, against the simulator's each::api/workflows endpoints, with the bot's webhook
-route served on 127.0.0.1 so the simulator's signed deliveries really arrive."""
+route served on 127.0.0.1 so the simulator's webhook deliveries (the job's secret in
+`X-Webhook-Secret`, as Eachlabs sends them) really arrive."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from bot.config import Settings
 from bot.eachlabs import PredictionsClient, WorkflowsClient
@@ -278,8 +282,9 @@ async def test_failed_job_is_shown_clearly(env: Env) -> None:
 @pytest.mark.parametrize(
     ("word", "sentence"),
     [
-        ("fail:402", "out of credit"),
-        ("fail:429", "Too many runs are in flight"),
+        # each::api's 402/429 carry the sentence for people in `details`: it is shown
+        ("fail:402", "Payment required by Eachlabs: Your balance is $0.00; add credit"),
+        ("fail:429", "Too many runs are in flight on this Eachlabs account: Accounts with"),
         ("fail:401", "API key was rejected"),
         ("fail:500", "Eachlabs is having trouble"),
     ],
@@ -310,6 +315,7 @@ async def test_timeout_stops_waiting(env: Env) -> None:
 @pytest.mark.parametrize("speed", [100.0])
 async def test_webhook_finishes_at_once_and_three_deliveries_post_once(env: Env) -> None:
     # Polls 30 s apart: only the webhook (60 ms in) can finish this run quickly.
+    env.simjobs.repeat_deliveries = True  # every attempt goes out, as if the 200s were lost
     jobs = await env.jobs(job_poll_initial=30.0, job_poll_max=30.0)
     surface = RecordingSurface()
     started = time.monotonic()
@@ -331,6 +337,37 @@ async def test_webhook_finishes_at_once_and_three_deliveries_post_once(env: Env)
     assert len(surface.uploads) == 1 and len(surface.finals) == 1
 
 
+@pytest.mark.parametrize("speed", [100.0])
+async def test_one_accepted_delivery_is_enough(env: Env) -> None:
+    jobs = await env.jobs(job_poll_initial=30.0, job_poll_max=30.0)
+    surface = RecordingSurface()
+    await asyncio.wait_for(
+        jobs.run_prediction(key=KEY, user_id="u1", model="m", prompt="a fox", surface=surface),
+        timeout=10,
+    )
+    remote = next(iter(env.simjobs.jobs))
+    assert env.simjobs.deliveries == [(remote, 200)]  # a 2xx ends Eachlabs' retries
+    assert len(surface.uploads) == 1 and surface.finals[0].status.startswith("✅")
+
+
+@pytest.mark.parametrize("speed", [100.0])
+async def test_webhook_failure_shows_its_reason(env: Env) -> None:
+    # Only the webhook can end this run in time: its reason is in `output[0].error`, an
+    # object, while its top-level `error` is "" (the documented payload).
+    jobs = await env.jobs(job_poll_initial=30.0, job_poll_max=30.0)
+    surface = RecordingSurface()
+    await asyncio.wait_for(
+        jobs.run_prediction(key=KEY, user_id="u1", model="m", prompt="fail now", surface=surface),
+        timeout=10,
+    )
+    remote = next(iter(env.simjobs.jobs))
+    assert env.polls(remote) == 1 and env.simjobs.deliveries == [(remote, 200)]
+    [final] = surface.finals
+    assert final.status == "❌ failed"
+    assert "The run failed: The model crashed: out of memory (simulated)." in final.text
+    assert "no reason given" not in final.text
+
+
 async def test_no_webhook_polling_finishes_it(env: Env) -> None:
     jobs = await env.jobs()
     surface = RecordingSurface()
@@ -350,8 +387,17 @@ async def _post(env: Env, job_id: str, body: bytes, headers: dict[str, str]) -> 
 
 
 def _signed(secret: str, body: bytes, *, at: float | None = None) -> dict[str, str]:
+    """The HMAC form older docs describe (still accepted)."""
     ts = str(int(time.time() if at is None else at))
     return {"X-Webhook-Timestamp": ts, "X-Webhook-Signature": sign(secret, timestamp=ts, body=body)}
+
+
+def _secret(secret: str, body: bytes, *, at: float | None = None) -> dict[str, str]:
+    """The form Eachlabs sends today: the job's secret itself."""
+    return {"X-Webhook-Secret": secret, "Content-Type": "application/json"}
+
+
+AUTH = {"secret": _secret, "hmac": _signed}
 
 
 async def test_forged_stale_and_replayed_webhooks_are_refused(env: Env) -> None:
@@ -372,6 +418,10 @@ async def test_forged_stale_and_replayed_webhooks_are_refused(env: Env) -> None:
     assert await _post(env, record.id, done, _signed(secret, done, at=time.time() - 301)) == 401
     assert await _post(env, record.id, done, {}) == 401  # unsigned
     assert await _post(env, "jnosuchjob", done, _signed(secret, done)) == 401
+    assert await _post(env, record.id, done, _secret("not-the-secret", done)) == 401
+    assert await _post(env, record.id, done, _secret(secret[:-1], done)) == 401
+    assert await _post(env, record.id, done, {"X-Webhook-Secret": ""}) == 401
+    assert await _post(env, "jnosuchjob", done, _secret(secret, done)) == 401
     tampered = done.replace(b"x.example", b"evil.example")
     headers = _signed(secret, done)
     assert await _post(env, record.id, tampered, headers) == 401
@@ -387,10 +437,40 @@ async def test_forged_stale_and_replayed_webhooks_are_refused(env: Env) -> None:
     assert await _post(env, record.id, running, valid) == 200
     await asyncio.sleep(0.1)
     assert env.polls(record.remote_id) == 2
+    # the same with the header form: a retry of an accepted delivery is acknowledged only
+    queued = json.dumps({"exec_id": record.remote_id, "status": "queued"}).encode()
+    assert await _post(env, record.id, queued, _secret(secret, queued)) == 200
+    await until(lambda: env.polls(record.remote_id) == 3)
+    assert await _post(env, record.id, queued, _secret(secret, queued)) == 200
+    await asyncio.sleep(0.1)
+    assert env.polls(record.remote_id) == 3
     task.cancel()
 
 
-async def test_three_identical_deliveries_post_once(env: Env) -> None:
+async def test_webhooks_for_unknown_jobs_log_no_caller_text_verbatim(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    await env.jobs()
+    caplog.set_level(logging.DEBUG, logger="bot.webhooks")
+    forged = "j1\nCRITICAL root: forged entry \x1b[31m" + "x" * 500
+    probes = [forged, "../../etc", "jdeadbeef00000000", "y" * 300]
+    body = b'{"status": "succeeded"}'
+    for job_id in probes:
+        url = URL(f"{env.public_url}/webhooks/eachlabs/{quote(job_id, safe='')}", encoded=True)
+        async with env.session.post(url, data=body, headers=_secret("s", body)) as resp:
+            assert resp.status == 401
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.webhooks"]
+    assert len(lines) == len(probes)
+    for line in lines:
+        assert "\n" not in line and "\x1b" not in line  # the repr shows them escaped
+        assert "x" * 41 not in line and "y" * 41 not in line  # shortened
+    assert "malformed job id 'j1\\nCRITICAL" in lines[0]
+    assert "'jdeadbeef00000000'" in lines[2]
+
+
+@pytest.mark.parametrize("auth", sorted(AUTH))
+async def test_three_identical_deliveries_post_once(env: Env, auth: str) -> None:
+    authorize = AUTH[auth]
     jobs = await env.jobs(job_poll_initial=30.0, job_poll_max=30.0)
     surface = RecordingSurface()
     task = asyncio.create_task(
@@ -408,7 +488,7 @@ async def test_three_identical_deliveries_post_once(env: Env) -> None:
                 env,
                 record.id,
                 body.encode(),
-                _signed(record.webhook_secret, body.encode(), at=time.time() - n),
+                authorize(record.webhook_secret, body.encode(), at=time.time() - n),
             )
             for n in range(3)
         )
@@ -418,10 +498,16 @@ async def test_three_identical_deliveries_post_once(env: Env) -> None:
     assert [data for _, data, _ in surface.uploads] == [await _bytes(env.session, url)]
     assert len(surface.finals) == 1
     # a late fourth delivery for the finished job is acknowledged and does nothing
-    late = _signed(record.webhook_secret, body.encode())
+    late = authorize(record.webhook_secret, body.encode())
     assert await _post(env, record.id, body.encode(), late) == 200
+    other = json.dumps({"exec_id": record.remote_id, "status": "failed", "output": None})
+    late = authorize(record.webhook_secret, other.encode())
+    assert await _post(env, record.id, other.encode(), late) == 200  # finished: acknowledged
+    assert await _post(env, record.id, other.encode(), _secret("forged", b"")) == 401
     await asyncio.sleep(0.05)
-    assert len(surface.uploads) == 1
+    assert len(surface.uploads) == 1 and len(surface.finals) == 1
+    done = await env.store.get_job(record.id)
+    assert done is not None and done.status is JobStatus.SUCCEEDED
 
 
 # --- restart, cancel, models -----------------------------------------------------------------

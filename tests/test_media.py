@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import tracemalloc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from bot.errors import MediaRejected
 from bot.media import (
     MediaFetcher,
     MediaRefused,
+    MediaTooSlow,
     classify_address,
     format_size,
     media_kind,
@@ -98,6 +100,20 @@ def _app(server: Server) -> web.Application:
         await response.write_eof()
         return response
 
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        """A byte every 20 ms of a file that claims 10 MB: never idle, never done."""
+        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        response.content_length = 10 * 1024 * 1024
+        await response.prepare(request)
+        await response.write(PNG[:64])
+        try:
+            while not server.release.is_set():
+                await response.write(b"\x00")
+                await asyncio.sleep(0.02)
+        except ConnectionError:
+            pass
+        return response
+
     async def stall(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "image/png"})
         response.content_length = 10_000
@@ -125,6 +141,7 @@ def _app(server: Server) -> web.Application:
         "/chunked": chunked,
         "/five": five_mb,
         "/stall": stall,
+        "/trickle": trickle,
     }
     for path, handler in routes.items():
         app.router.add_get(path, handler)  # type: ignore[arg-type]
@@ -438,6 +455,32 @@ async def test_idle_timeout_is_a_network_refusal(
     assert _leftovers(tmp_path) == []
 
 
+async def test_a_trickling_server_meets_the_total_deadline(
+    server: Server, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        media_allow_insecure=True,
+        media_fetch_timeout=5.0,  # the idle timeout alone would never fire
+        media_fetch_deadline=0.3,
+    )
+    fetcher = MediaFetcher.from_settings(session, settings)
+    fetcher._tmp_dir = str(tmp_path)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(MediaTooSlow) as caught:
+        async with asyncio.timeout(5):  # without a deadline the fetch would run forever
+            async with fetcher.fetch(f"{server.base}/trickle?sig=SECRET"):
+                pytest.fail("fetch should have been refused")
+    assert asyncio.get_running_loop().time() - started < 3
+    error = caught.value
+    assert isinstance(error, MediaRejected) and error.reason == "network"
+    assert error.user_message == "The file took too long to download (more than 0.3 seconds)."
+    assert "SECRET" not in error.detail and "0.3 s deadline" in error.detail
+    assert _leftovers(tmp_path) == []
+    assert Settings(_env_file=None).media_fetch_deadline == 300.0  # type: ignore[call-arg]
+    assert "5 minutes" in MediaTooSlow(deadline=300.0, url="https://x.example/a").user_message
+
+
 async def test_connection_refused_is_a_network_refusal(
     server: Server, session: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
@@ -447,6 +490,54 @@ async def test_connection_refused_is_a_network_refusal(
     await listener.wait_closed()
     error = await _refusal(_fetcher(session, tmp_path), f"http://127.0.0.1:{port}/x.png")
     assert error.reason == "network"
+
+
+SIGNATURE = "X-Amz-Signature=TOPSECRET"
+
+
+async def test_signed_urls_never_reach_a_log_or_an_error(
+    server: Server,
+    session: aiohttp.ClientSession,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    fetcher = _fetcher(session, tmp_path, max_bytes=1000)
+    listener = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    closed = listener.sockets[0].getsockname()[1]
+    listener.close()
+    await listener.wait_closed()
+    urls = [
+        f"{server.base}/missing?{SIGNATURE}",  # HTTP 404
+        f"{server.base}/page.png?{SIGNATURE}",  # not media
+        f"{server.base}/chunked?total=5000&{SIGNATURE}",  # too big
+        f"{server.base}/hop?{SIGNATURE}#{SIGNATURE}",  # redirect, then too big
+        f"{server.base}/to-metadata?{SIGNATURE}",  # redirect to a forbidden address
+        f"http://127.0.0.1:{closed}/x.png?{SIGNATURE}",  # connection refused
+        f"http://127.0.0.1:99999/x.png?{SIGNATURE}",  # a URL yarl cannot parse
+        f"http://[::1/x.png?{SIGNATURE}",
+        f"http://user:TOPSECRET@127.0.0.1:{server.port}/img.png",  # credentials
+    ]
+    for url in urls:
+        error = await _refusal(fetcher, url)
+        for text in (error.detail, str(error), error.user_message):
+            assert "TOPSECRET" not in text, (url, text)
+    async with fetcher.fetch(f"{server.base}/tiny?{SIGNATURE}") as media:
+        assert media.kind == "image"
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("bot"))
+    assert "fetched" in ours and "media redirect" in ours  # (the test server's log is not ours)
+    assert "TOPSECRET" not in ours
+
+
+def test_redaction_of_unparseable_urls_and_of_text() -> None:
+    from bot.media import redact_urls
+
+    assert redact_url("http://127.0.0.1:99999/a.png?sig=S#f") == "http://127.0.0.1:99999/a.png"
+    assert redact_url("https://u:p@[::1/a?sig=S") == "https://[::1/a"
+    assert redact_urls("GET https://cdn.example/a.png?sig=S failed; see http://x.example/?t=1") == (
+        "GET https://cdn.example/a.png failed; see http://x.example/"
+    )
+    assert redact_urls("no url here") == "no url here"
 
 
 async def test_from_settings(session: aiohttp.ClientSession, tmp_path: Path) -> None:

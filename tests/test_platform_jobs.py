@@ -336,7 +336,7 @@ async def test_slack_failed_run_is_a_clear_sentence(slack_rig: SlackRig) -> None
 async def test_slack_refused_run_is_a_clear_sentence(slack_rig: SlackRig) -> None:
     root = await slack_rig.thread("/sense-predict", "flux-dev fail:402 please")
     progress = await slack_rig.progress(root, "failed")
-    assert "The Eachlabs account is out of credit." in progress.all_text
+    assert "Payment required by Eachlabs: Your balance is $0.00" in progress.all_text
     assert not sim_jobs(slack_rig.sim.app).jobs
 
 

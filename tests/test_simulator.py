@@ -18,9 +18,11 @@ from typing import Any
 import aiohttp
 import pytest
 import requests
+from aiohttp import web
 from openai import AsyncOpenAI
 
 from simulator import Simulator, serve
+from simulator.jobs import sim_jobs
 
 FAST = 1000.0
 MakeSim = Callable[..., Awaitable[Simulator]]
@@ -353,7 +355,12 @@ async def test_fail_500_always(sim: Simulator, http: aiohttp.ClientSession) -> N
 
 @pytest.mark.parametrize(
     ("word", "code", "status"),
-    [("fail:error", "GENERATION_FAILED", 500), ("fail:balance", "INSUFFICIENT_BALANCE", 402)],
+    [
+        ("fail:error", "GENERATION_FAILED", 500),
+        ("fail:balance", "INSUFFICIENT_BALANCE", 402),
+        ("fail:timeout", "TIMEOUT", 500),
+        ("fail:filter", "CONTENT_FILTER", 500),
+    ],
 )
 async def test_error_events(
     sim: Simulator, http: aiohttp.ClientSession, word: str, code: str, status: int
@@ -363,6 +370,13 @@ async def test_error_events(
     assert events[-1]["error_code"] == code and events[-1]["message"]
     got, _, data = await post(http, sim, body(word, stream=False))
     assert got == status and data["error_code"] == code
+    if word == "fail:balance":  # with the documented details, streamed or not
+        details = {
+            "current_balance": 0.42,
+            "required_estimate": 1.2,
+            "top_up_url": sim.url + "/top-up",
+        }
+        assert events[-1]["details"] == details and data["details"] == details
 
 
 async def test_fail_cut_breaks_the_stream(sim: Simulator, http: aiohttp.ClientSession) -> None:
@@ -514,3 +528,183 @@ async def test_serve_logs_url_and_runs_until_cancelled(
         await task
     with pytest.raises(aiohttp.ClientConnectionError):
         await fetch(http, f"{url}/healthz")
+
+
+# --- job webhooks --------------------------------------------------------------------------
+
+
+class Hooks:
+    """A webhook receiver on 127.0.0.1: records each delivery, answers the scripted status."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.answers: list[int] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        self.received.append((dict(request.headers), await request.json()))
+        return web.Response(status=self.answers.pop(0) if self.answers else 200)
+
+    async def __aenter__(self) -> Hooks:
+        app = web.Application()
+        app.router.add_post("/hook", self._receive)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/hook"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        await self._runner.cleanup()
+
+
+async def _create(http: aiohttp.ClientSession, sim: Simulator, path: str, body: Any) -> str:
+    async with http.post(f"{sim.url}/eachlabs/v1{path}", json=body) as resp:
+        answer = await resp.json()
+    return str(answer.get("predictionID") or answer.get("execution_id"))
+
+
+async def test_webhooks_are_sent_the_documented_way(
+    make_sim: MakeSim, http: aiohttp.ClientSession
+) -> None:
+    sim = await make_sim(speed=100)
+    async with Hooks() as hooks:
+        hook = {"webhook_url": hooks.url, "webhook_secret": "per-run-secret"}
+        ok = await _create(
+            http, sim, "/prediction", {"model": "m", "input": {"prompt": "a fox"}, **hook}
+        )
+        await wait_for(lambda: len(hooks.received) == 1)
+        headers, payload = hooks.received[0]
+        assert headers["X-Webhook-Secret"] == "per-run-secret"
+        assert headers["Content-Type"] == "application/json"
+        assert "X-Webhook-Signature" not in headers and "X-Webhook-Timestamp" not in headers
+        assert payload == {
+            "exec_id": ok,
+            "flow_id": None,
+            "status": "succeeded",
+            "output": sim.media_url(f"{ok}.png"),
+            "error": "",
+        }
+        bad = await _create(
+            http, sim, "/workflows/trigger/wf_x/latest", {"inputs": {"p": "fail"}, **hook}
+        )
+        await wait_for(lambda: len(hooks.received) == 2)
+        _, failed = hooks.received[1]
+        assert failed["exec_id"] == bad and failed["flow_id"] == "wf_x"
+        assert failed["status"] == "failed" and failed["error"] == ""
+        assert failed["output"] == [
+            {
+                "error": {
+                    "error_code": "EXECUTION_ERROR",
+                    "error_message": "The model crashed: out of memory (simulated).",
+                }
+            }
+        ]
+
+
+async def test_webhooks_retry_until_2xx_and_skip_cancellations(
+    make_sim: MakeSim, http: aiohttp.ClientSession
+) -> None:
+    sim = await make_sim(speed=100)
+    jobs = sim_jobs(sim.app)
+    async with Hooks() as hooks:
+        hooks.answers = [500, 401]  # then 200: the third attempt is accepted
+        hook = {"webhook_url": hooks.url, "webhook_secret": "s"}
+        first = await _create(
+            http, sim, "/prediction", {"model": "m", "input": {"prompt": "x"}, **hook}
+        )
+        await wait_for(lambda: len(jobs.deliveries) == 3)
+        assert jobs.deliveries == [(first, 500), (first, 401), (first, 200)]
+        cancelled = await _create(
+            http, sim, "/prediction", {"model": "m", "input": {"prompt": "slow"}, **hook}
+        )
+        async with http.post(f"{sim.url}/eachlabs/v1/prediction/{cancelled}/cancel") as resp:
+            assert resp.status == 200
+        last = await _create(
+            http, sim, "/prediction", {"model": "m", "input": {"prompt": "y"}, **hook}
+        )
+        await wait_for(lambda: len(jobs.deliveries) == 4)
+        assert jobs.deliveries[3] == (last, 200)
+        assert all(job_id != cancelled for job_id, _ in jobs.deliveries)
+
+
+async def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+# --- bounded memory ------------------------------------------------------------------------
+
+
+async def test_requests_and_sessions_are_bounded(
+    make_sim: MakeSim, http: aiohttp.ClientSession
+) -> None:
+    sim = await make_sim(max_requests=5, max_sessions=3)
+    url = f"{sim.base_url}/chat/completions"
+
+    async def turn(session: str, prompt: str = "just text") -> str:
+        async with http.post(url, json=body(prompt, session_id=session, stream=False)) as resp:
+            return (await resp.json())["choices"][0]["message"]["content"]
+
+    for name in ("a", "b", "c"):
+        await turn(name)
+    await turn("a")  # `a` is now the most recently used
+    await turn("d")  # a fourth session: `b`, the least recently used, is dropped
+    assert list(sim.sessions) == ["c", "a", "d"]
+    assert "turn 3 in this session" in await turn("a")  # `a` kept its history
+    assert "turn 1 in this session" in await turn("b")  # `b` starts again
+    for n in range(20):
+        await turn(f"s{n}", f"just text {n}")
+    assert len(sim.sessions) == 3 and len(sim.requests) == 5
+    assert [r.prompt for r in sim.requests] == [f"just text {n}" for n in range(15, 20)]
+    assert sim.requests[-1].session_id == "s19" and sim.requests[1:] == list(sim.requests)[1:]
+    defaults = Simulator()
+    assert defaults.requests.maxlen == 1000 and defaults.sessions.maxsize == 1000
+
+
+async def test_job_records_are_bounded(make_sim: MakeSim, http: aiohttp.ClientSession) -> None:
+    sim = await make_sim(max_requests=4)
+    jobs = sim_jobs(sim.app)
+    ids = []
+    for n in range(10):
+        pid = await _create(http, sim, "/prediction", {"model": "m", "input": {"prompt": f"{n}"}})
+        ids.append(pid)
+        async with http.get(f"{sim.url}/eachlabs/v1/prediction/{pid}") as resp:
+            assert resp.status == 200
+        jobs.jobs[pid].ended = True  # as if it had run its course
+    assert len(jobs.requests) == 4 and len(jobs.jobs) == 4
+    assert list(jobs.jobs) == ids[-4:]  # the oldest finished runs are forgotten first
+    running = [await _create(http, sim, "/prediction", {"model": "m", "input": {"prompt": "slow"}})]
+    assert running[0] in jobs.jobs and len(jobs.jobs) == 4
+
+
+async def test_scripted_session_busy(make_sim: MakeSim, http: aiohttp.ClientSession) -> None:
+    sim = await make_sim(busy_after_stream=0.3)
+    events, _, _, _ = await read_stream(http, sim, body("just text", session_id="s1"))
+    ended = time.monotonic()
+    assert of_type(events, "complete")
+    events, _, done, _ = await read_stream(http, sim, body("again", session_id="s1"))
+    assert [e["error_code"] for e in events] == ["SESSION_BUSY"] and done
+    other, _, _, _ = await read_stream(http, sim, body("just text", session_id="s2"))
+    assert of_type(other, "complete")  # only the session that just answered is busy
+    while True:  # busy until 0.3 s after its turn ended, then it answers again
+        events, _, _, _ = await read_stream(http, sim, body("again", session_id="s1"))
+        if of_type(events, "complete"):
+            break
+        assert time.monotonic() - ended < 2, "the session stayed busy"
+        await asyncio.sleep(0.02)
+    assert time.monotonic() - ended >= 0.3
+    fresh = await make_sim()
+    fresh.make_busy("s3", requests=2)
+    events, _, _, _ = await read_stream(http, fresh, body("just text", session_id="s3"))
+    assert events[0]["error_code"] == "SESSION_BUSY"
+    async with http.post(
+        f"{fresh.base_url}/chat/completions", json=body("x", session_id="s3", stream=False)
+    ) as resp:
+        assert resp.status == 409 and (await resp.json())["error_code"] == "SESSION_BUSY"
+    events, _, _, _ = await read_stream(http, fresh, body("just text", session_id="s3"))
+    assert of_type(events, "complete")

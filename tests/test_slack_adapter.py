@@ -22,7 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.app import SlackBot
 from adapters.slack.ratelimit import SlackLimiter
-from adapters.slack.surface import SlackSurface, escape, render, to_mrkdwn
+from adapters.slack.surface import SlackSurface, StreamingSwitch, escape, render, to_mrkdwn
 from bot.app import build_core, close_core, simulated
 from bot.config import Settings
 from bot.http import HttpServer
@@ -461,6 +461,40 @@ async def test_native_streaming_and_fallback(
             await bot.stop()
             await http.stop()
             await close_core(core)
+
+
+async def test_native_streaming_escapes_what_the_agent_wrote() -> None:
+    """Streamed pieces are escaped like every other path: `<!channel>` from the model is text."""
+    async with FakeSlack() as slack, aiohttp.ClientSession() as session:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        surface = SlackSurface(
+            client=client,
+            session=session,
+            limiter=fast_limiter(),
+            channel="C1",
+            thread_ts="1.0",
+            max_upload_bytes=10,
+            streaming=StreamingSwitch(enabled=True, team_id=TEAM),
+            user_id="U1",
+        )
+        stop = (Button("Stop", ButtonAction.STOP, "t1"),)
+        first = "<!channel> fish & chips "
+        ts = await surface.post(View(text=first, buttons=stop))
+        second = first + "<@U2> <https://evil.example|click> "
+        await surface.edit(ts, View(text=second, buttons=stop))
+        final = second + "<!everyone>"
+        await surface.edit(ts, View(text=final, status="Done"), final=True)
+    sent = [
+        call.params.get("markdown_text") or ""
+        for method in ("chat.startStream", "chat.appendStream", "chat.stopStream")
+        for call in slack.calls_to(method, ok=True)
+    ]
+    assert len(sent) == 3 and all(sent)
+    for text in sent:
+        assert "<" not in text and ">" not in text
+    message = slack.message("C1", ts)
+    assert message is not None and not message.streaming
+    assert message.text == escape(final)
 
 
 # --- rendering --------------------------------------------------------------------------

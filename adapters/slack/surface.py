@@ -263,6 +263,10 @@ class SlackSurface:
 
     # --- native streaming ----------------------------------------------------------------
 
+    # Streamed text is escaped like every other path (`escape` works character by character,
+    # so escaping each appended piece equals escaping the whole): without it, `<!channel>`
+    # written by the agent would reach Slack as a mention.
+
     def _wants_stream(self, view: View) -> bool:
         """A live answer (it carries Stop) streams when the workspace allows it."""
         return bool(
@@ -278,7 +282,7 @@ class SlackSurface:
             response = await self.client.chat_startStream(
                 channel=self.channel,
                 thread_ts=self.thread_ts,
-                markdown_text=view.text or None,
+                markdown_text=escape(view.text) or None,
                 recipient_team_id=self._streaming.team_id or None,
                 recipient_user_id=self._user_id,
             )
@@ -305,11 +309,14 @@ class SlackSurface:
                 footer = View(status=view.status, buttons=view.buttons)
                 _, blocks = render(footer)
                 await self.client.chat_stopStream(
-                    channel=self.channel, ts=stream.ts, markdown_text=delta or None, blocks=blocks
+                    channel=self.channel,
+                    ts=stream.ts,
+                    markdown_text=escape(delta) or None,
+                    blocks=blocks,
                 )
             elif delta:
                 await self.client.chat_appendStream(
-                    channel=self.channel, ts=stream.ts, markdown_text=delta
+                    channel=self.channel, ts=stream.ts, markdown_text=escape(delta)
                 )
             stream.sent += delta
         except SlackApiError as err:
