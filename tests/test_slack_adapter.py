@@ -649,3 +649,27 @@ async def test_a_direct_message_is_answered_in_a_thread_under_it(rig: Rig) -> No
     await until(lambda: rig.bot.events_seen >= 2, what="the second event")
     await rig.bot.wait_idle()
     assert len(rig.sim.requests) == 1
+
+
+async def test_the_agent_reads_what_the_person_typed_not_slack_markup(rig: Rig) -> None:
+    """Entities are unescaped and mentions become names at the edge; a broadcast reaches the
+    agent as plain words."""
+    await rig.command("/sense", "just text")
+    root = (await until(lambda: rig.slack.top_level("C1")))[0].ts
+    await until(lambda: finished(rig.slack, "C1", root))
+    typed = "a &lt;b&gt; &amp; c for <@U7> and <!here>, see <https://example.com|the docs>"
+    await rig.event(
+        {
+            "type": "message",
+            "channel": "C1",
+            "channel_type": "channel",
+            "user": "U1",
+            "text": typed,
+            "ts": "1800000003.000001",
+            "thread_ts": root,
+        }
+    )
+    await until(lambda: len(rig.sim.requests) == 2, what="the follow-up")
+    prompt = rig.sim.requests[1].prompt
+    assert "a <b> & c for @u7 and @here, see the docs (https://example.com)" in prompt
+    assert "<@U7>" not in prompt and "&amp;" not in prompt

@@ -27,6 +27,7 @@ from adapters.slack import commands
 from adapters.slack.errors import slack_errors
 from adapters.slack.ratelimit import SlackLimiter
 from adapters.slack.surface import SlackSurface, StreamingSwitch, render, to_mrkdwn
+from adapters.slack.text import user_ids_in
 from bot.config import Settings
 from bot.core import Core
 from bot.errors import PlatformError, PlatformRefused
@@ -37,6 +38,7 @@ from bot.tasks import BackgroundTasks
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+NAME_CACHE = 1000  # display names remembered for mentions
 
 
 class SlackBot:
@@ -68,6 +70,7 @@ class SlackBot:
         core.metrics.watch(settings.slack_api_url, platform=commands.PLATFORM)
         self._started = False
         self.events_seen = 0
+        self._name_cache: dict[str, str] = {}
         secret = settings.slack_signing_secret
         self.app = AsyncApp(
             client=self.client,
@@ -182,6 +185,7 @@ class SlackBot:
         self._tasks.spawn(self.core.commands.handle(self, inbound), name=f"slack-{what}")
 
     async def _on_command(self, ack: Any, body: dict[str, Any]) -> None:
+        # no name look-ups here: the ack is due within 3 s (labels in the text still show)
         command = commands.to_command(body, reply=self._reply(body))
         if command is None:
             await ack()
@@ -195,7 +199,8 @@ class SlackBot:
 
     async def _on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         self.events_seen += 1  # bolt runs listeners after the ack: tests wait on this
-        message = commands.to_message(body, event, bot_user_id=self.bot_user_id)
+        names = await self._names(event.get("text") or "")
+        message = commands.to_message(body, event, bot_user_id=self.bot_user_id, names=names)
         if message is not None:
             self._handle(message, "message")
 
@@ -204,6 +209,29 @@ class SlackBot:
         click = commands.to_click(body, reply=self._reply(body))
         if click is not None:
             self._handle(click, "click")
+
+    async def _names(self, text: str) -> dict[str, str]:
+        """Display names of the people a message mentions (cached), so the agent reads
+        `@alice`, not `<@U123>`. A failed look-up leaves the id."""
+        names: dict[str, str] = {}
+        for user_id in user_ids_in(text) - {self.bot_user_id or ""}:
+            name = self._name_cache.get(user_id)
+            if name is None:
+                try:
+                    with slack_errors():
+                        info = (await self.client.users_info(user=user_id)).get("user") or {}
+                except PlatformError as err:
+                    log.info("users.info for a mention failed: %s", err.code)
+                    continue
+                profile = info.get("profile") or {}
+                name = profile.get("display_name") or info.get("real_name") or info.get("name")
+                if not name:
+                    continue
+                if len(self._name_cache) >= NAME_CACHE:
+                    self._name_cache.pop(next(iter(self._name_cache)))
+                self._name_cache[user_id] = str(name)
+            names[user_id] = str(name)
+        return names
 
     def _reply(self, body: dict[str, Any]) -> SlackReply:
         return SlackReply(self.core.session, body.get("response_url"))

@@ -8,8 +8,10 @@ acts on is the core's (`bot.commands`).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
+from adapters.slack.text import unescape
 from bot.buttons import decode_button
 from bot.models import ChannelKey, Click, Command, CommandName, Message, ThreadKey
 
@@ -37,7 +39,9 @@ def team_of(body: dict[str, Any]) -> str:
     return str(team)
 
 
-def to_command(body: dict[str, Any], *, reply: Any) -> Command | None:
+def to_command(
+    body: dict[str, Any], *, reply: Any, names: Mapping[str, str] | None = None
+) -> Command | None:
     """A slash command payload; None for a command that is not ours."""
     try:
         name = CommandName(str(body.get("command") or "").lstrip("/"))
@@ -48,13 +52,17 @@ def to_command(body: dict[str, Any], *, reply: Any) -> Command | None:
         name=name,
         channel=channel,
         user_id=str(body.get("user_id") or ""),
-        text=body.get("text") or "",
+        text=unescape(body.get("text") or "", names=names or {}),
         reply=reply,
     )
 
 
 def to_message(
-    body: dict[str, Any], event: dict[str, Any], *, bot_user_id: str | None
+    body: dict[str, Any],
+    event: dict[str, Any],
+    *,
+    bot_user_id: str | None,
+    names: Mapping[str, str] | None = None,
 ) -> Message | None:
     """An `app_mention` or `message` event as a person's message, or None when it is none
     (the bot's own posts and edits, other subtypes, malformed events)."""
@@ -74,7 +82,7 @@ def to_message(
     return Message(
         key=ThreadKey(PLATFORM, team_of(body), str(channel), str(thread_ts or ts)),
         user_id=str(user),
-        text=strip_mentions(text, bot_user_id),
+        text=unescape(strip_mentions(text, bot_user_id), names=names or {}),
         message_id=str(ts),
         top_level=not thread_ts,
         direct=event.get("channel_type") == "im",
