@@ -192,7 +192,9 @@ async def test_sense_runs_end_to_end_with_upload(rig: Rig) -> None:
     status, _ = await rig.command("/sense", "draw a <!everyone> cat")
     assert status == 200
     root = (await until(lambda: rig.slack.top_level("C1"), what="root"))[0]
-    assert root.text.startswith("<@U1> asked: draw a &lt;!everyone&gt; cat")
+    # the broadcast token arrives as the words the person typed, shown as words, never a ping
+    assert root.text.startswith("<@U1> asked: draw a @everyone cat")
+    assert "<!everyone>" not in root.text
     assert "max mode" in root.text
     await until(lambda: finished(rig.slack, "C1", root.ts), what="final answer")
     await until(lambda: any(f.thread_ts == root.ts for f in rig.slack.files.values()))
