@@ -94,3 +94,15 @@ def test_a_turn_cut_by_a_crash_is_reported_on_the_next_start(tmp_path: Path) -> 
     assert "restarted while answering" in result.stdout
     again = run_cli("shell", "--simulate", stdin="", cwd=tmp_path)
     assert "restarted" not in again.stdout
+
+
+def test_piped_output_is_plain_and_says_each_thing_once(tmp_path: Path) -> None:
+    result = run_cli("shell", "--simulate", stdin="a red fox\n/help\n", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "\x1b" not in out
+    lines = out.splitlines()
+    assert sum("Thinking" in line for line in lines) == 1
+    assert out.count("Here is your image.") == 1
+    assert out.count("✅ Done") == 1
+    assert any(line.strip().startswith("/quit") for line in lines)
