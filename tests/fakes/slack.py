@@ -6,9 +6,14 @@ or a `token` parameter. It records every call, keeps the messages and files it w
 and behaves like Slack where a bot can get it wrong:
 
 - `ok: false` with `invalid_auth` / `not_authed` for a bad or missing token;
-- HTTP 429 with `Retry-After` and `{"ok": false, "error": "ratelimited"}` when a method's
-  per-workspace limit or the per-channel `chat.postMessage` limit is exceeded (sliding
-  windows, configurable), or when a test forces the next N calls of a method to fail;
+- rate limits, Slack-like by default (`slack_like_limits()`): `chat.update` at most 50 in any
+  60 s per workspace (a sliding window, so a burst of 50 is allowed) and `chat.postMessage`
+  a token bucket per channel, 1 a second with bursts of 3. Over a limit: HTTP 429 with
+  `Retry-After` and `{"ok": false, "error": "ratelimited"}`. `method_limits` /
+  `channel_post_limit` replace them (`Limit(calls, per)` sliding windows or `Bucket(rate,
+  burst)` token buckets), `limits=False` starts with none; `force_429` makes the next N calls
+  of a method fail (tests/test_slack_fake.py: test_default_limits_are_slack_like,
+  test_token_bucket_refills);
 - `msg_too_long` above 4,000 characters of `text`, `invalid_blocks` for a section over 3,000
   characters or more than 50 blocks, so splitting bugs show up;
 - the three-step external upload (`files.getUploadURLExternal` → raw POST to the returned
@@ -50,10 +55,25 @@ class Limit:
     per: float
 
 
-def slack_like_limits() -> tuple[dict[str, Limit], Limit]:
-    """Limits shaped like Slack's published tiers: `chat.update` is Tier 3 (~50 a minute per
-    workspace) and `chat.postMessage` is about one a second per channel with short bursts."""
-    return {"chat.update": Limit(50, 60.0)}, Limit(6, 5.0)
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A token bucket: up to `burst` calls at once, refilled at `rate` calls a second."""
+
+    rate: float
+    burst: int
+
+
+Rule = Limit | Bucket
+
+
+def slack_like_limits() -> tuple[dict[str, Rule], Rule]:
+    """Limits shaped like Slack's published tiers (the fake's defaults): `chat.update` is
+    Tier 3, about 50 a minute per workspace, bursts allowed (any 50 in 60 s); `chat.postMessage`
+    is about one a second per channel with short bursts (a bucket of 3, 1 a second)."""
+    return {"chat.update": Limit(50, 60.0)}, Bucket(rate=1.0, burst=3)
+
+
+_SLACK_LIKE: Any = object()  # "not given": use slack_like_limits()
 
 
 @dataclass(slots=True)
@@ -116,7 +136,11 @@ def _block_texts(blocks: Iterable[dict[str, Any]]) -> list[str]:
 
 class FakeSlack:
     """The fake server. Use as `async with FakeSlack() as slack:` and point clients at
-    `slack.api_url` (it ends with a slash, as `AsyncWebClient` expects)."""
+    `slack.api_url` (it ends with a slash, as `AsyncWebClient` expects).
+
+    Limits: `method_limits` (per workspace, by method) and `channel_post_limit` (per channel,
+    `chat.postMessage`) default to `slack_like_limits()`; pass a dict / rule to replace them,
+    `channel_post_limit=None` for no per-channel limit, or `limits=False` for none at all."""
 
     def __init__(
         self,
@@ -126,8 +150,9 @@ class FakeSlack:
         bot_user_id: str = "UBOT",
         bot_id: str = "BBOT",
         admins: Iterable[str] = (),
-        method_limits: dict[str, Limit] | None = None,
-        channel_post_limit: Limit | None = None,
+        limits: bool = True,
+        method_limits: dict[str, Rule] | None = None,
+        channel_post_limit: Rule | None = _SLACK_LIKE,
         native_streaming: bool = True,
     ) -> None:
         self.bot_token = bot_token
@@ -135,8 +160,13 @@ class FakeSlack:
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.admins: set[str] = set(admins)
-        self.method_limits: dict[str, Limit] = dict(method_limits or {})
-        self.channel_post_limit = channel_post_limit
+        default_methods, default_post = slack_like_limits() if limits else ({}, None)
+        self.method_limits: dict[str, Rule] = dict(
+            default_methods if method_limits is None else method_limits
+        )
+        self.channel_post_limit: Rule | None = (
+            default_post if channel_post_limit is _SLACK_LIKE else channel_post_limit
+        )
         self.native_streaming = native_streaming
         # `calls` and `messages` are the record (read them, do not modify them); the indexes
         # below make the lookups a busy benchmark does per request O(1) instead of O(calls)
@@ -153,6 +183,7 @@ class FakeSlack:
         self.responses: list[dict[str, Any]] = []
         self._forced: dict[str, deque[int]] = {}
         self._windows: dict[tuple[str, str], deque[float]] = {}
+        self._tokens: dict[tuple[str, str], tuple[float, float]] = {}  # (tokens, at)
         self._ids = itertools.count(1)
         self._clock = 1_700_000_000
         self._runner: web.AppRunner | None = None
@@ -322,20 +353,34 @@ class FakeSlack:
         forced = self._forced.get(method)
         if forced:
             return forced.popleft()
-        checks: list[tuple[tuple[str, str], Limit]] = []
+        checks: list[tuple[tuple[str, str], Rule]] = []
         if method in self.method_limits:
             checks.append(((method, "*"), self.method_limits[method]))
         if method == "chat.postMessage" and self.channel_post_limit is not None:
             checks.append(((method, str(params.get("channel"))), self.channel_post_limit))
-        for key, limit in checks:
-            window = self._windows.setdefault(key, deque())
-            while window and now - window[0] >= limit.per:
-                window.popleft()
-            if len(window) >= limit.calls:
-                return max(1, math.ceil(limit.per - (now - window[0])))
-        for key, _ in checks:
-            self._windows[key].append(now)
+        for key, rule in checks:
+            wait = self._wait(key, rule, now)
+            if wait > 0:
+                return max(1, math.ceil(wait))
+        for key, rule in checks:  # every check passed: the call counts against each
+            if isinstance(rule, Limit):
+                self._windows[key].append(now)
+            else:
+                tokens, _ = self._tokens[key]
+                self._tokens[key] = (tokens - 1, now)
         return None
+
+    def _wait(self, key: tuple[str, str], rule: Rule, now: float) -> float:
+        """Seconds until `rule` allows one more call under `key` (0: now)."""
+        if isinstance(rule, Limit):
+            window = self._windows.setdefault(key, deque())
+            while window and now - window[0] >= rule.per:
+                window.popleft()
+            return rule.per - (now - window[0]) if len(window) >= rule.calls else 0.0
+        tokens, at = self._tokens.get(key, (float(rule.burst), now))
+        tokens = min(float(rule.burst), tokens + (now - at) * rule.rate)
+        self._tokens[key] = (tokens, now)
+        return 0.0 if tokens >= 1 else (1 - tokens) / rule.rate
 
     async def _upload(self, request: web.Request) -> web.Response:
         file = self.files.get(request.match_info["file_id"])
