@@ -1,4 +1,6 @@
-"""The fake Slack, proved against slack_sdk's own AsyncWebClient (the client the bot uses)."""
+"""The fake Slack, proved against slack_sdk's own AsyncWebClient (the client the bot uses).
+Delivery to the app (signatures, the ack deadline, retries) is in
+`test_slack_delivery_fake.py`, echoes of the bot's own messages in `test_fakes_echo.py`."""
 
 from __future__ import annotations
 
