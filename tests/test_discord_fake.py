@@ -1,49 +1,40 @@
 """The fake Discord is only useful if the real discord.py believes it: these tests run a plain
-`discord.Client` against it (login, Gateway READY, send, edit, multipart upload, 429s)."""
+`discord.Client` against its REST side (login, Gateway READY, send, edit, multipart upload,
+429s and the headers that come before them, form validation, missing permissions). The
+Gateway's own behaviour is proved in `test_discord_gateway_fake.py`."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import discord
-import discord.gateway
-import discord.http
 import pytest
 
-from adapters.discord.endpoints import use_endpoints
-from tests.fakes.discord import FakeDiscord
+from tests.discord_client import connected_client
+from tests.fakes.discord import EDIT_BUCKET, FakeDiscord
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeDiscord]:
-    base = discord.http.Route.BASE
-    gateway = discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     async with FakeDiscord() as server:
-        use_endpoints(api_url=server.api_url, gateway_url=server.gateway_url)
         yield server
-    discord.http.Route.BASE = base
-    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
 
 
 @pytest.fixture
 async def client(fake: FakeDiscord) -> AsyncIterator[discord.Client]:
-    intents = discord.Intents.default()
-    intents.message_content = True
-    bot = discord.Client(
-        intents=intents,
-        guild_ready_timeout=0.05,
-        chunk_guilds_at_startup=False,
-        allowed_mentions=discord.AllowedMentions.none(),
-    )
-    await bot.login(fake.token)
-    task = asyncio.create_task(bot.connect(reconnect=False))
-    await asyncio.wait_for(bot.wait_until_ready(), 10)
-    yield bot
-    await bot.close()
-    await asyncio.wait_for(task, 10)
+    async with connected_client(fake) as bot:
+        yield bot
+
+
+def text_channel(fake: FakeDiscord, client: discord.Client) -> discord.TextChannel:
+    channel = client.get_channel(int(fake.channel_id))
+    assert isinstance(channel, discord.TextChannel)
+    return channel
 
 
 async def test_login_and_gateway_ready(fake: FakeDiscord, client: discord.Client) -> None:
@@ -105,6 +96,9 @@ async def test_429_is_waited_out_by_discord_py(fake: FakeDiscord, client: discor
 
 async def test_edit_limit_per_channel(fake: FakeDiscord, client: discord.Client) -> None:
     fake.edit_window = 0.5  # keep the test fast; the shape is Discord's 5 per window
+    # without the bucket headers (a limit Discord does not announce) discord.py cannot see
+    # the window coming: the sixth edit meets the 429 and discord.py waits it out
+    fake.ratelimit_headers = False
     channel = client.get_channel(int(fake.channel_id))
     assert isinstance(channel, discord.TextChannel)
     msg = await channel.send("0")
@@ -205,3 +199,175 @@ async def test_global_429_is_waited_out_by_discord_py(
     refused = [c for c in fake.calls if c.status == 429]
     accepted = [c.at for c in fake.calls if c.status == 200 and c.path.endswith("/messages")]
     assert refused and max(accepted) - min(accepted) >= 0.4 - 0.01, "discord.py waited"
+
+
+async def test_ratelimit_headers_make_discord_py_wait_first(
+    fake: FakeDiscord, client: discord.Client
+) -> None:
+    """Every edit answer carries the bucket headers discord.py's `Ratelimit.update` reads;
+    at `Remaining: 0` it sleeps `Reset-After` before the next edit, so no 429 comes."""
+    fake.edit_window = 0.5
+    channel = text_channel(fake, client)
+    msg = await channel.send("0")
+    for n in range(1, 8):
+        await msg.edit(content=str(n))
+    assert fake.rate_limited == 0, "discord.py saw Remaining: 0 and waited for the reset"
+    edits = fake.calls_to("PATCH", rf"/channels/{channel.id}/messages/{msg.id}$")
+    assert [c.status for c in edits] == [200] * 7
+    assert edits[5].at - edits[4].at >= 0.5 - 0.02, "the sixth waited for the window to empty"
+    assert fake.messages[str(msg.id)]["content"] == "7"
+
+    # the headers themselves, as Discord sends them (in a channel of its own: a fresh window)
+    other = fake.add_text_channel("raw")
+    url = f"{fake.api_url}/channels/{other}/messages"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bot {fake.token}"}) as http:
+        async with http.post(url, json={"content": "raw"}) as response:
+            raw_id = (await response.json())["id"]
+        async with http.patch(f"{url}/{raw_id}", json={"content": "x"}) as response:
+            headers = response.headers
+    assert headers["X-RateLimit-Limit"] == "5" and headers["X-RateLimit-Remaining"] == "4"
+    assert headers["X-RateLimit-Bucket"] == EDIT_BUCKET
+    assert 0.4 < float(headers["X-RateLimit-Reset-After"]) <= 0.5
+    assert abs(float(headers["X-RateLimit-Reset"]) - (time.time() + 0.5)) < 0.2
+
+
+async def test_invalid_form_body_is_discord_50035(
+    fake: FakeDiscord, client: discord.Client
+) -> None:
+    channel = text_channel(fake, client)
+    before = len(fake.messages)
+    with pytest.raises(discord.HTTPException) as err:
+        await channel.send("x" * 2001)
+    assert err.value.status == 400 and err.value.code == 50035
+    assert "In content: Must be 2000 or fewer in length." in err.value.text
+    assert len(fake.messages) == before, "nothing was posted"
+
+    msg = await channel.send("x" * 2000)  # the limit itself is fine
+    with pytest.raises(discord.HTTPException) as err:
+        await msg.edit(content="y" * 2001)
+    assert err.value.code == 50035 and fake.messages[str(msg.id)]["content"] == "x" * 2000
+    with pytest.raises(discord.HTTPException) as err:
+        await channel.send(embed=discord.Embed(description="d" * 4097))
+    assert err.value.code == 50035 and "In embeds.0.description" in err.value.text
+    with pytest.raises(discord.HTTPException) as err:
+        await channel.send()  # nothing at all
+    assert err.value.status == 400 and err.value.code == 50006
+
+    # an interaction answer is validated too, and a refused one is not an acknowledgement
+    tree = discord.app_commands.CommandTree(client)
+    failures: list[BaseException] = []
+
+    @tree.command(name="long", description="too long")
+    async def long(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("z" * 2001)
+
+    @tree.error
+    async def on_error(interaction: discord.Interaction, error: Exception) -> None:
+        failures.append(error)
+
+    inter = await fake.slash("long")
+    await fake.wait_for(lambda: failures, what="the refused reply")
+    assert isinstance(failures[0].__cause__, discord.HTTPException)
+    assert failures[0].__cause__.code == 50035 and inter.callbacks == []
+
+
+class _Buttons(discord.ui.View):
+    def __init__(self, *buttons: discord.ui.Button[Any]) -> None:
+        super().__init__(timeout=None)
+        for button in buttons:
+            self.add_item(button)
+
+
+async def test_component_limits_are_50035(fake: FakeDiscord, client: discord.Client) -> None:
+    channel = text_channel(fake, client)
+    cases = {
+        "components.0.components.0.custom_id": _Buttons(
+            discord.ui.Button(label="ok", custom_id="c" * 101)
+        ),
+        "components.0.components.0.label": _Buttons(
+            discord.ui.Button(label="l" * 81, custom_id="fine")
+        ),
+        "components.0.components.1.custom_id": _Buttons(
+            discord.ui.Button(label="a", custom_id="same"),
+            discord.ui.Button(label="b", custom_id="same"),
+        ),
+    }
+    for where, view in cases.items():
+        with pytest.raises(discord.HTTPException) as err:
+            await channel.send("buttons", view=view)
+        assert err.value.status == 400 and err.value.code == 50035, where
+        assert f"In {where}:" in err.value.text, err.value.text
+    ok = await channel.send(
+        "fits", view=_Buttons(discord.ui.Button(label="l" * 80, custom_id="c" * 100))
+    )
+    assert fake.messages[str(ok.id)]["components"][0]["components"][0]["label"] == "l" * 80
+
+    # discord.py's View will not build six rows or six buttons in a row; its HTTP client
+    # sends whatever it is given, so the raw shapes go through it
+    def row(count: int, prefix: str) -> dict[str, Any]:
+        buttons = [
+            {"type": 2, "style": 1, "label": "b", "custom_id": f"{prefix}{n}"} for n in range(count)
+        ]
+        return {"type": 1, "components": buttons}
+
+    route = discord.http.Route("POST", "/channels/{channel_id}/messages", channel_id=channel.id)
+    for components, where in [
+        ([row(1, f"r{n}-") for n in range(6)], "In components: Must be 5 or fewer"),
+        ([row(6, "x")], "In components.0.components: Must be between 1 and 5"),
+    ]:
+        with pytest.raises(discord.HTTPException) as err:
+            await client.http.request(route, json={"content": "raw", "components": components})
+        assert err.value.code == 50035 and where in err.value.text, err.value.text
+    sent = await client.http.request(
+        route, json={"content": "raw", "components": [row(5, f"r{n}-") for n in range(5)]}
+    )
+    assert len(sent["components"]) == 5
+
+
+async def test_missing_permissions_is_403_50013(fake: FakeDiscord, client: discord.Client) -> None:
+    channel = text_channel(fake, client)
+    msg = await channel.send("before")
+    thread = await channel.create_thread(name="kept", message=msg)
+    me = channel.guild.me
+    assert channel.permissions_for(me).send_messages
+
+    await fake.deny(fake.channel_id)
+    # CHANNEL_UPDATE carried the overwrite: discord.py's own view of the permissions agrees
+    await fake.wait_for(lambda: not channel.permissions_for(me).send_messages, what="overwrite")
+    for attempt in (
+        channel.send("hi"),
+        msg.edit(content="edited"),
+        channel.create_thread(name="new"),
+        thread.send("in the thread"),  # threads inherit the parent's
+    ):
+        with pytest.raises(discord.Forbidden) as err:
+            await attempt
+        assert err.value.status == 403 and err.value.code == 50013
+        assert "Missing Permissions" in err.value.text
+    assert (await channel.fetch_message(msg.id)).content == "before", "reading still works"
+
+    # interactions are answered through their token, not the channel: they still work
+    tree = discord.app_commands.CommandTree(client)
+
+    @tree.command(name="here", description="answers in a channel it cannot post in")
+    async def here(interaction: discord.Interaction) -> None:
+        assert not interaction.app_permissions.send_messages
+        await interaction.response.send_message("ok")
+
+    inter = await fake.slash("here")
+    await fake.wait_for(lambda: inter.callbacks, what="the answer")
+    assert inter.reply is not None and inter.reply["content"] == "ok"
+
+    await fake.allow(fake.channel_id)
+    await fake.wait_for(lambda: channel.permissions_for(me).send_messages, what="overwrite gone")
+    assert (await channel.send("after")).content == "after"
+
+
+async def test_forbidden_channel_known_at_start_is_in_guild_create() -> None:
+    fake = FakeDiscord()
+    fake.forbidden_channels.add(fake.channel_id)  # ids exist once constructed
+    async with fake, connected_client(fake) as client:
+        channel = text_channel(fake, client)
+        assert not channel.permissions_for(channel.guild.me).send_messages
+        with pytest.raises(discord.Forbidden):
+            await channel.send("no")

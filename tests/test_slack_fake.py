@@ -1,7 +1,10 @@
-"""The fake Slack, proved against slack_sdk's own AsyncWebClient (the client the bot uses)."""
+"""The fake Slack, proved against slack_sdk's own AsyncWebClient (the client the bot uses).
+Delivery to the app (signatures, the ack deadline, retries) is in
+`test_slack_delivery_fake.py`, echoes of the bot's own messages in `test_fakes_echo.py`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -10,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.fakes.slack import FakeSlack, Limit
+from tests.fakes.slack import Bucket, FakeSlack, Limit, slack_like_limits
 
 TOKEN = "xoxb-test-token"
 
@@ -159,3 +162,48 @@ async def test_users_info_admins_and_unknown_method(slack: FakeSlack) -> None:
     with pytest.raises(SlackApiError) as info:
         await client.api_call("chat.nonexistent")
     assert info.value.response["error"] == "unknown_method"
+
+
+async def test_default_limits_are_slack_like() -> None:
+    async with FakeSlack() as slack:
+        assert (slack.method_limits, slack.channel_post_limit) == slack_like_limits()
+        assert slack.method_limits == {"chat.update": Limit(50, 60.0)}
+        assert slack.channel_post_limit == Bucket(rate=1.0, burst=3)
+        client = client_for(slack, slack.bot_token)
+        # chat.postMessage: a burst of three per channel, then about one a second
+        posted = [await client.chat_postMessage(channel="C1", text=str(n)) for n in range(3)]
+        with pytest.raises(SlackApiError) as info:
+            await client.chat_postMessage(channel="C1", text="fourth")
+        assert info.value.response.status_code == 429
+        assert info.value.response.headers["Retry-After"] == "1"
+        await client.chat_postMessage(channel="C2", text="each channel has its own bucket")
+        # chat.update: 50 in any minute for the whole workspace, whatever the channel
+        other = await client.chat_postMessage(channel="C2", text="x")
+        for n in range(50):
+            target = posted[0] if n % 2 else other
+            await client.chat_update(channel=target["channel"], ts=target["ts"], text=str(n))
+        with pytest.raises(SlackApiError) as info:
+            await client.chat_update(channel="C3", ts=posted[1]["ts"], text="51st")
+        assert info.value.response["error"] == "ratelimited"
+        assert 55 <= int(info.value.response.headers["Retry-After"]) <= 60
+        assert len(slack.ratelimited) == 2
+    async with FakeSlack(limits=False) as slack:
+        assert slack.method_limits == {} and slack.channel_post_limit is None
+        client = client_for(slack, slack.bot_token)
+        for n in range(10):
+            await client.chat_postMessage(channel="C1", text=str(n))
+        assert not slack.ratelimited
+
+
+async def test_token_bucket_refills() -> None:
+    async with FakeSlack(channel_post_limit=Bucket(rate=20.0, burst=2)) as slack:
+        client = client_for(slack, slack.bot_token)
+        for n in range(2):
+            await client.chat_postMessage(channel="C1", text=str(n))
+        with pytest.raises(SlackApiError):
+            await client.chat_postMessage(channel="C1", text="empty bucket")
+        await asyncio.sleep(1 / 20 + 0.01)  # one token's worth of time at 20 a second
+        await client.chat_postMessage(channel="C1", text="refilled")
+        with pytest.raises(SlackApiError):
+            await client.chat_postMessage(channel="C1", text="and empty again")
+        assert [c.status for c in slack.calls_to("chat.postMessage")] == [200, 200, 429, 200, 429]

@@ -6,32 +6,87 @@ handshake (HELLO, heartbeats, IDENTIFY → READY + GUILD_CREATE), dispatches we 
 (INTERACTION_CREATE, MESSAGE_CREATE), interaction callbacks and webhooks, channel messages
 (JSON and multipart uploads), threads and command registration.
 
-It also behaves like Discord where the bot could go wrong:
-- message edits are limited per channel (5 per 5 s, sliding window) and answered with a
-  proper 429 (`{message, retry_after, global}` plus a `Via` header, or discord.py would treat
-  it as a Cloudflare ban); `rate_limited` counts them;
-- Discord's global limit: more than `global_limit` (50) requests within `global_window` (1 s,
-  sliding) from the bot get a global 429 (`"global": true`, `X-RateLimit-Global: true`,
-  `X-RateLimit-Scope: global`); interaction callbacks and interaction webhooks are exempt,
-  as on Discord. `global_rate_limited` counts those (`rate_limited` counts every 429);
-  `global_limit=None` turns the limit off;
-- `force_429(n)` answers the next `n` REST calls with a 429;
-- files over the guild's upload limit get 413 / error 40005;
+What it enforces, as Discord does (each proved against the real discord.py; the tests are
+named in brackets: REST in `tests/test_discord_fake.py`, the Gateway in
+`tests/test_discord_gateway_fake.py`, echoes in `tests/test_fakes_echo.py`):
+
+REST
+- Edits are limited per channel (`edit_limit` 5 per `edit_window` 5 s, a sliding window) and
+  answered with a proper 429 (`{message, retry_after, global}` plus a `Via` header, or
+  discord.py treats it as a Cloudflare ban) [test_edit_limit_per_channel].
+- Every response of a limited route carries Discord's bucket headers (`X-RateLimit-Limit`,
+  `-Remaining`, `-Reset`, `-Reset-After`, `-Bucket`), so discord.py waits *before* the 429
+  comes, as it does against Discord; `Reset-After` is when the whole window is free again
+  (discord.py refills the bucket to `Limit` then). `ratelimit_headers=False` leaves them out
+  (a sub-limit Discord does not announce) [test_ratelimit_headers_make_discord_py_wait_first].
+- The global limit: more than `global_limit` (50) requests within `global_window` (1 s,
+  sliding) get a global 429 (`"global": true`, `X-RateLimit-Global`, `X-RateLimit-Scope:
+  global`); interaction callbacks and interaction webhooks are exempt, as on Discord.
+  `global_limit=None` turns it off [test_global_limit_answers_discord_global_429,
+  test_global_429_is_waited_out_by_discord_py].
+- `force_429(n)` answers the next `n` REST calls with a 429 [test_429_is_waited_out_by_discord_py].
+- Message bodies are validated like Discord's form validation (`validate=False` turns it off):
+  content over 2,000 characters, more than 10 embeds, an embed title over 256 or description
+  over 4,096, more than 5 action rows, a row without 1–5 components, a `custom_id` over 100
+  characters or missing on a non-link button, a button label over 80, or a `custom_id` used
+  twice in one message → 400 `{code: 50035, message: "Invalid Form Body", errors: {...}}`
+  in Discord's nested `_errors` shape (discord.py turns it into "In content: Must be 2000 or
+  fewer in length."); a new message with no content, embeds, files or components → 400
+  code 50006 [test_invalid_form_body_is_discord_50035, test_component_limits_are_50035].
+- Channels listed in `forbidden_channels` (or denied later with `deny()`, which also sends
+  CHANNEL_UPDATE with a member overwrite) answer writes with 403 `{code: 50013, message:
+  "Missing Permissions"}`; threads inherit their parent's; interactions still work there
+  (their `app_permissions` say what is missing) [test_missing_permissions_is_403_50013,
+  test_forbidden_channel_known_at_start_is_in_guild_create].
+- Files over the guild's upload limit get 413 / error 40005 [test_upload_over_limit_is_413].
 - `pings()` tells which sent messages would have notified someone (mentions not disabled).
 
-Every REST call is recorded in `calls` (method, path, query, json, files with their bytes,
-monotonic time).
+Gateway
+- HELLO carries `heartbeat_interval` (constructor, seconds); every op 1 is answered with op
+  11; a connection that sends no heartbeat for `heartbeat_interval * heartbeat_grace` is
+  closed with 4009 (Session timed out) and its session invalidated, so discord.py's RESUME is
+  refused and it identifies again [test_heartbeats_are_checked_and_a_silent_client_is_dropped].
+- Sessions: IDENTIFY opens one (token checked: 4004; `message_content_allowed=False` and the
+  MESSAGE_CONTENT intent → 4014, discord.py's PrivilegedIntentsRequired
+  [test_message_content_intent_not_enabled_is_4014]); every dispatch has
+  the session's own sequence number and is kept, so after `request_reconnect()` (op 7) or a
+  dropped socket, RESUME (op 6, at READY's `resume_gateway_url`) replays what the client
+  missed and ends with RESUMED; a RESUME of an unknown or invalidated session gets op 9
+  `false`. `invalidate_session(resumable=...)` sends op 9. `hold_connections()` keeps new
+  connections waiting before HELLO, so a test can dispatch while the client is away
+  [test_reconnect_resumes_and_replays_missed_dispatches,
+  test_invalid_session_makes_discord_py_identify_again].
+- Intents: guild MESSAGE_* dispatches need GUILD_MESSAGES (1 << 9), DM ones DIRECT_MESSAGES
+  (1 << 12), guild/channel/thread events GUILDS (1 << 0) [test_intents_decide_which_events_arrive];
+  IDENTIFY without `intents` gets everything. Without MESSAGE_CONTENT (1 << 15)
+  MESSAGE_CREATE / MESSAGE_UPDATE arrive with empty `content`, `embeds`, `attachments` and
+  `components` unless the message is the bot's own, a DM, or mentions the bot
+  [test_without_message_content_intent_only_mentions_and_dms_have_content].
+- Echo (`echo=True`, the default): the bot's own messages come back as MESSAGE_CREATE (posts,
+  interaction responses and followups that are not ephemeral), MESSAGE_UPDATE (edits) and
+  MESSAGE_DELETE, author = the bot user with `bot: true`; `echoes` records them
+  [test_own_messages_are_echoed_over_the_gateway, test_discord_echo_can_be_turned_off].
+
+Helpers: `say()` (a person posts, mentions parsed), `open_dm()`, `slash()`, `autocomplete()`,
+`click()`, `dispatch()`, `add_text_channel()`, `deny()` / `allow()`, `wait_for()`,
+`wait_connected()`, `request_reconnect()`, `invalidate_session()`, `drop_gateway()`,
+`hold_connections()`. Every REST call is recorded in `calls` (method, path, query, json,
+files with their bytes, status, monotonic time); Gateway connections in `connections`,
+sessions in `sessions`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import itertools
 import json
 import re
 import time
+import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -47,6 +102,8 @@ MANAGE_CHANNELS = 1 << 4
 USE_APPLICATION_COMMANDS = 1 << 31
 CREATE_PUBLIC_THREADS = 1 << 35
 SEND_MESSAGES_IN_THREADS = 1 << 38
+# what a channel in `forbidden_channels` takes from the bot (a member overwrite)
+DENIED_WHEN_FORBIDDEN = SEND_MESSAGES | CREATE_PUBLIC_THREADS | SEND_MESSAGES_IN_THREADS
 MEMBER_PERMISSIONS = (
     VIEW_CHANNEL
     | SEND_MESSAGES
@@ -59,6 +116,27 @@ MEMBER_PERMISSIONS = (
 )
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 EPHEMERAL = 1 << 6
+LOADING = 1 << 7
+
+# Gateway intents (IDENTIFY `intents`)
+GUILDS_INTENT = 1 << 0
+GUILD_MESSAGES_INTENT = 1 << 9
+DIRECT_MESSAGES_INTENT = 1 << 12
+MESSAGE_CONTENT_INTENT = 1 << 15
+
+# Discord's message limits (what form validation refuses with 50035)
+MAX_CONTENT = 2000
+MAX_EMBEDS = 10
+MAX_EMBED_TITLE = 256
+MAX_EMBED_DESCRIPTION = 4096
+MAX_ACTION_ROWS = 5
+MAX_ROW_COMPONENTS = 5
+MAX_CUSTOM_ID = 100
+MAX_BUTTON_LABEL = 80
+
+# The bucket hashes discord.py keys its rate limits by (one per route, as on Discord)
+EDIT_BUCKET = "f4ke0ed17bucket0"
+HOOK_EDIT_BUCKET = "f4ke0hook0ed17b0"
 
 
 @dataclass
@@ -111,6 +189,50 @@ class FakeInteraction:
         return first.get("data") or {}
 
 
+@dataclass
+class GatewaySession:
+    """One Gateway session: what IDENTIFY opened and RESUME continues. `frames` are every
+    dispatch sent in it (with this session's sequence numbers), kept for replay."""
+
+    id: str
+    intents: int | None
+    shard: list[int] | None = None
+    seq: int = 0
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    connection: GatewayConnection | None = None
+    valid: bool = True
+    resumes: int = 0
+    replayed: int = 0
+
+    def has(self, intent: int) -> bool:
+        """Whether IDENTIFY asked for `intent` (no `intents` at all counts as every one)."""
+        return self.intents is None or bool(self.intents & intent)
+
+
+@dataclass
+class GatewayConnection:
+    """One accepted Gateway websocket (numbered from 1 in the order they were opened)."""
+
+    number: int
+    ws: web.WebSocketResponse
+    path: str
+    opened_at: float
+    session: GatewaySession | None = None
+    heartbeats: int = 0
+    last_heartbeat: float = 0.0
+    received: list[dict[str, Any]] = field(default_factory=list)
+    close_code: int | None = None  # set when the fake closed it
+
+    @property
+    def closed(self) -> bool:
+        return self.ws.closed
+
+    @property
+    def ops(self) -> list[int]:
+        """The opcodes the client sent, in order."""
+        return [int(frame.get("op", -1)) for frame in self.received]
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -135,7 +257,13 @@ def _json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None
 class FakeDiscord:
     """Start with `async with FakeDiscord() as fake:`; point discord.py at `api_url` and
     `gateway_url`. One guild (`guild_id`) with a text channel (`channel_id`), an admin member
-    with Manage Channels (`admin_id`) and a plain member (`user_id`)."""
+    with Manage Channels (`admin_id`) and a plain member (`user_id`).
+
+    Every limit is Discord's by default; the constructor flags (also plain attributes, so a
+    test may change them on a running fake) turn them down or off:
+    `edit_limit`/`edit_window`, `global_limit`/`global_window`, `ratelimit_headers`,
+    `validate`, `forbidden_channels`, `echo`, `heartbeat_interval`/`heartbeat_grace`,
+    `message_content_allowed` (the developer portal's switch for the privileged intent)."""
 
     def __init__(
         self,
@@ -145,6 +273,13 @@ class FakeDiscord:
         edit_window: float = 5.0,
         global_limit: int | None = 50,
         global_window: float = 1.0,
+        ratelimit_headers: bool = True,
+        validate: bool = True,
+        forbidden_channels: Iterable[str] = (),
+        echo: bool = True,
+        heartbeat_interval: float = 41.25,
+        heartbeat_grace: float = 1.5,
+        message_content_allowed: bool = True,
     ) -> None:
         self._ids = itertools.count(1_100_000_000_000_000_000)
         self.upload_limit = upload_limit
@@ -152,6 +287,13 @@ class FakeDiscord:
         self.edit_window = edit_window
         self.global_limit = global_limit
         self.global_window = global_window
+        self.ratelimit_headers = ratelimit_headers
+        self.validate = validate
+        self.forbidden_channels: set[str] = set(forbidden_channels)
+        self.echo = echo
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_grace = heartbeat_grace
+        self.message_content_allowed = message_content_allowed
         # Discord forgets an interaction not answered within 3 s (error 10062).
         self.ack_deadline = 3.0
         self.token = "fake-bot-token"
@@ -174,12 +316,19 @@ class FakeDiscord:
         self.calls: list[Call] = []
         self.rate_limited = 0
         self.global_rate_limited = 0
+        # every dispatch, as injected (before intents shape it per session)
         self.gateway_events: list[dict[str, Any]] = []
+        # the bot's own messages sent back over the Gateway: {"t": event, "d": data}
+        self.echoes: list[dict[str, Any]] = []
+        self.connections: list[GatewayConnection] = []
+        self.sessions: list[GatewaySession] = []
         self.identified = asyncio.Event()
         self._force_429 = 0
-        self._edits: dict[str, deque[float]] = {}
+        self._edits: dict[str, deque[float]] = {}  # accepted edits per channel
+        self._hook_edits: dict[str, deque[float]] = {}  # ... per interaction token
         self._global: deque[float] = deque()  # when accepted non-exempt requests arrived
-        self._sockets: list[web.WebSocketResponse] = []
+        self._gate: asyncio.Event | None = None
+        self._watchdogs: set[asyncio.Task[None]] = set()
         self._seq = 0
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -190,6 +339,7 @@ class FakeDiscord:
     async def __aenter__(self) -> FakeDiscord:
         app = web.Application(client_max_size=1024**3)
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/gateway/resume", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
@@ -199,8 +349,13 @@ class FakeDiscord:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for ws in list(self._sockets):
-            await ws.close()
+        if self._gate is not None:
+            self._gate.set()
+        for task in list(self._watchdogs):
+            task.cancel()
+        for connection in list(self.connections):
+            if not connection.closed:
+                await connection.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -211,6 +366,11 @@ class FakeDiscord:
     @property
     def gateway_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/gateway"
+
+    @property
+    def resume_gateway_url(self) -> str:
+        """What READY names for resuming (a different path, so a test can see it was used)."""
+        return f"ws://127.0.0.1:{self.port}/gateway/resume"
 
     def new_id(self) -> str:
         return str(next(self._ids))
@@ -224,13 +384,17 @@ class FakeDiscord:
     async def wait_for(
         self, predicate: Callable[[], Any], *, within: float = 10.0, what: str = "condition"
     ) -> Any:
-        """Wait until `predicate()` is truthy (re-checked after every request the fake
-        handles); return its value or fail with `what` after `within` seconds."""
+        """Wait until `predicate()` is truthy (re-checked after every request and Gateway
+        event the fake handles, and every 50 ms for state on the client's side); return its
+        value or fail with `what` after `within` seconds."""
 
         async def until() -> Any:
             async with self._changed:
                 while not (value := predicate()):
-                    await self._changed.wait()
+                    # woken by the fake's own events; the short timeout re-checks conditions
+                    # on the client's side too (what it cached from a dispatch, say)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), 0.05)
                 return value
 
         try:
@@ -275,15 +439,192 @@ class FakeDiscord:
                 out.append(call)
         return out
 
+    def add_text_channel(self, name: str) -> str:
+        """Another text channel in the guild. Add channels before the bot connects so they
+        arrive in GUILD_CREATE (afterwards discord.py would not know them)."""
+        channel_id = self.new_id()
+        self.channels[channel_id] = {
+            **self._text_channel(),
+            "id": channel_id,
+            "name": name,
+            "position": len(self.channels),
+        }
+        return channel_id
+
+    def open_dm(self, user_id: str | None = None) -> str:
+        """A DM channel between the bot and a person; `say()` in it is a direct message."""
+        uid = user_id or self.user_id
+        channel_id = self.new_id()
+        self.channels[channel_id] = {
+            "id": channel_id,
+            "type": 1,
+            "recipients": [self.users[uid]],
+            "last_message_id": None,
+            "flags": 0,
+        }
+        return channel_id
+
+    def is_forbidden(self, channel_id: str) -> bool:
+        """Whether the bot lacks permissions in a channel (a thread inherits its parent's)."""
+        if channel_id in self.forbidden_channels:
+            return True
+        parent = self.channels.get(channel_id, {}).get("parent_id")
+        return parent is not None and parent in self.forbidden_channels
+
+    async def deny(self, channel_id: str) -> None:
+        """Take the bot's send/thread permissions away in a channel: writes there get 403
+        50013 from now on, and connected clients get CHANNEL_UPDATE with the overwrite."""
+        self.forbidden_channels.add(channel_id)
+        await self._channel_changed(channel_id)
+
+    async def allow(self, channel_id: str) -> None:
+        """Give the permissions `deny()` took back."""
+        self.forbidden_channels.discard(channel_id)
+        await self._channel_changed(channel_id)
+
+    async def _channel_changed(self, channel_id: str) -> None:
+        channel = self.channels[channel_id]
+        if channel.get("type") in (0, 5):
+            await self.dispatch("CHANNEL_UPDATE", self._wire_channel(channel))
+
+    # --- the Gateway: controls and queries -------------------------------------------------
+
+    @property
+    def session(self) -> GatewaySession | None:
+        """The newest session that is still valid (resumable)."""
+        for session in reversed(self.sessions):
+            if session.valid:
+                return session
+        return None
+
+    @property
+    def connection(self) -> GatewayConnection | None:
+        """The newest Gateway connection that is still open."""
+        for connection in reversed(self.connections):
+            if not connection.closed:
+                return connection
+        return None
+
+    async def wait_connected(self, count: int = 1, *, within: float = 10.0) -> GatewaySession:
+        """Wait until `count` connections were opened and the newest one carries a session
+        (READY or RESUMED sent); returns that session."""
+
+        def ready() -> GatewaySession | None:
+            current = self.connection
+            if len(self.connections) < count or current is None or current.session is None:
+                return None
+            return current.session if current.session.connection is current else None
+
+        return cast(
+            GatewaySession,
+            await self.wait_for(ready, within=within, what=f"gateway connection {count}"),
+        )
+
+    async def request_reconnect(self) -> None:
+        """Send op 7 RECONNECT, as Discord does before it moves a session: the client closes
+        and RESUMEs at `resume_gateway_url`. Dispatches from now until the RESUME are kept
+        for the session and replayed then."""
+        connection = self._current_connection()
+        session = connection.session
+        await self._send(connection, {"op": 7, "d": None})
+        if session is not None and session.connection is connection:
+            session.connection = None  # nothing more on this socket: it is going away
+        await self._touch()
+
+    async def invalidate_session(self, *, resumable: bool = False) -> None:
+        """Send op 9 INVALID_SESSION. Not resumable: the session ends and the client must
+        IDENTIFY again (discord.py waits in `before_identify_hook` first, 5 s by default)."""
+        connection = self._current_connection()
+        session = connection.session
+        if session is not None and not resumable:
+            session.valid = False
+        if session is not None and session.connection is connection:
+            session.connection = None
+        await self._send(connection, {"op": 9, "d": resumable})
+        await self._touch()
+
+    async def drop_gateway(self, code: int = 1001) -> None:
+        """Close the current Gateway connection from the server side without warning (the
+        session stays resumable)."""
+        connection = self._current_connection()
+        connection.close_code = code
+        await connection.ws.close(code=code, message=b"going away")
+
+    @contextlib.asynccontextmanager
+    async def hold_connections(self) -> AsyncIterator[None]:
+        """While inside, new Gateway connections are accepted but get no HELLO: a test can
+        dispatch while the client is away and see them replayed when it RESUMEs."""
+        self._gate = asyncio.Event()
+        try:
+            yield
+        finally:
+            self._gate.set()
+            self._gate = None
+
+    def _current_connection(self) -> GatewayConnection:
+        connection = self.connection
+        if connection is None:
+            raise AssertionError("no open Gateway connection")
+        return connection
+
     # --- injecting gateway events ----------------------------------------------------------
 
-    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a DISPATCH (op 0) to every connected client."""
+    async def dispatch(
+        self, event: str, data: dict[str, Any], *, session: GatewaySession | None = None
+    ) -> None:
+        """Send a DISPATCH (op 0) in every valid session (or only `session`), shaped by each
+        session's intents and numbered with its own sequence. A session whose client is
+        away keeps it for the RESUME."""
         self._seq += 1
-        frame = {"op": 0, "t": event, "s": self._seq, "d": data}
-        self.gateway_events.append(frame)
-        for ws in list(self._sockets):
-            await ws.send_str(json.dumps(frame))
+        self.gateway_events.append({"op": 0, "t": event, "s": self._seq, "d": data})
+        targets = [session] if session is not None else [s for s in self.sessions if s.valid]
+        for target in targets:
+            if not self._wants(target, event, data):
+                continue
+            target.seq += 1
+            frame = {"op": 0, "t": event, "s": target.seq, "d": self._shaped(target, event, data)}
+            target.frames.append(frame)
+            connection = target.connection
+            if connection is not None and not connection.closed:
+                await self._send(connection, frame)
+
+    def _wants(self, session: GatewaySession, event: str, data: dict[str, Any]) -> bool:
+        """Whether the session's intents subscribe it to `event` (as Discord filters)."""
+        if event.startswith("MESSAGE_"):
+            intent = GUILD_MESSAGES_INTENT if data.get("guild_id") else DIRECT_MESSAGES_INTENT
+            return session.has(intent)
+        if event.startswith(("GUILD_", "CHANNEL_", "THREAD_")):
+            return session.has(GUILDS_INTENT)
+        return True
+
+    def _shaped(self, session: GatewaySession, event: str, data: dict[str, Any]) -> Any:
+        """Without the MESSAGE_CONTENT intent a message's content fields are empty, except in
+        the bot's own messages, DMs and messages that mention the bot."""
+        if event not in ("MESSAGE_CREATE", "MESSAGE_UPDATE") or session.has(MESSAGE_CONTENT_INTENT):
+            return data
+        author = (data.get("author") or {}).get("id")
+        mentioned = any(str(u.get("id")) == self.bot_id for u in data.get("mentions") or [])
+        if author == self.bot_id or not data.get("guild_id") or mentioned:
+            return data
+        hidden = {**data, "content": "", "embeds": [], "attachments": [], "components": []}
+        hidden.pop("poll", None)
+        return hidden
+
+    async def _echo(self, event: str, msg: dict[str, Any]) -> None:
+        """The bot's own message back over the Gateway, as Discord sends it."""
+        if not self.echo or msg.get("flags", 0) & EPHEMERAL:
+            return
+        if event == "MESSAGE_DELETE":
+            data = {"id": msg["id"], "channel_id": msg["channel_id"]}
+            if msg.get("guild_id"):
+                data["guild_id"] = msg["guild_id"]
+        else:
+            data = copy.deepcopy(msg)
+            if msg.get("guild_id") and msg["author"].get("id") in self.users:
+                member = self.member(msg["author"]["id"])
+                data["member"] = {k: v for k, v in member.items() if k != "user"}
+        self.echoes.append({"t": event, "d": data})
+        await self.dispatch(event, data)
 
     def member(self, user_id: str) -> dict[str, Any]:
         roles = [self.admin_role_id] if user_id == self.admin_id else []
@@ -300,6 +641,12 @@ class FakeDiscord:
     def permissions_of(self, user_id: str) -> int:
         base = MEMBER_PERMISSIONS
         return base | MANAGE_CHANNELS if user_id == self.admin_id else base
+
+    def bot_permissions_in(self, channel_id: str) -> int:
+        """The bot's permissions in a channel (what interactions carry as `app_permissions`)."""
+        if self.is_forbidden(channel_id):
+            return MEMBER_PERMISSIONS & ~DENIED_WHEN_FORBIDDEN
+        return MEMBER_PERMISSIONS
 
     async def slash(
         self,
@@ -357,7 +704,10 @@ class FakeDiscord:
             injected_at=time.monotonic(),
         )
         self.interactions[inter.token] = inter
-        channel = {**self.channels[cid], "permissions": str(self.permissions_of(uid))}
+        channel = {
+            **self._wire_channel(self.channels[cid]),
+            "permissions": str(self.permissions_of(uid)),
+        }
         payload: dict[str, Any] = {
             "id": inter.id,
             "application_id": self.application_id,
@@ -369,7 +719,7 @@ class FakeDiscord:
             "channel": channel,
             "member": {**self.member(uid), "permissions": str(self.permissions_of(uid))},
             "data": data,
-            "app_permissions": str(MEMBER_PERMISSIONS),
+            "app_permissions": str(self.bot_permissions_in(cid)),
             "locale": "en-US",
             "guild_locale": "en-US",
             "attachment_size_limit": size_limit or self.upload_limit,
@@ -382,13 +732,24 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return inter
 
-    async def say(self, channel_id: str, content: str, *, user_id: str | None = None) -> str:
-        """A person posts `content` in a channel or thread; returns the message id."""
+    async def say(
+        self,
+        channel_id: str,
+        content: str,
+        *,
+        user_id: str | None = None,
+        embeds: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """A person posts `content` in a channel, thread or DM (`open_dm()`); returns the
+        message id. Mentions (`<@id>`) are parsed into `mentions`, as Discord does."""
         uid = user_id or self.user_id
         mentions = [self.users[m] for m in re.findall(r"<@!?(\d+)>", content) if m in self.users]
         msg = self._message(channel_id, content=content, author=self.users[uid])
         msg["mentions"] = mentions
-        msg["member"] = {k: v for k, v in self.member(uid).items() if k != "user"}
+        if embeds:
+            msg["embeds"] = embeds
+        if msg.get("guild_id"):
+            msg["member"] = {k: v for k, v in self.member(uid).items() if k != "user"}
         await self.dispatch("MESSAGE_CREATE", msg)
         return str(msg["id"])
 
@@ -430,6 +791,16 @@ class FakeDiscord:
             },
         }
 
+    def _wire_channel(self, channel: dict[str, Any]) -> dict[str, Any]:
+        """A channel as the Gateway sends it: a forbidden one carries a member overwrite that
+        denies the bot what `forbidden_channels` takes, so discord.py's
+        `permissions_for(guild.me)` agrees with the 403s."""
+        if channel.get("type") not in (0, 5) or channel["id"] not in self.forbidden_channels:
+            return channel
+        deny = {"id": self.bot_id, "type": 1, "allow": "0", "deny": str(DENIED_WHEN_FORBIDDEN)}
+        overwrites = [*channel.get("permission_overwrites", []), deny]
+        return {**channel, "permission_overwrites": overwrites}
+
     def _guild(self) -> dict[str, Any]:
         everyone = {
             "id": self.guild_id,
@@ -456,7 +827,9 @@ class FakeDiscord:
             "emojis": [],
             "stickers": [],
             "features": [],
-            "channels": [c for c in self.channels.values() if c["type"] != 11],
+            "channels": [
+                self._wire_channel(c) for c in self.channels.values() if c["type"] in (0, 2, 4, 5)
+            ],
             "threads": self.threads(),
             "members": [self.member(uid) for uid in self.users],
             "voice_states": [],
@@ -470,7 +843,6 @@ class FakeDiscord:
         msg: dict[str, Any] = {
             "id": self.new_id(),
             "channel_id": channel_id,
-            "guild_id": self.guild_id,
             "author": author or self.users[self.bot_id],
             "content": content,
             "timestamp": _now_iso(),
@@ -487,6 +859,8 @@ class FakeDiscord:
             "flags": 0,
             "edits": 0,
         }
+        if self.channels.get(channel_id, {}).get("type") != 1:  # DMs have no guild
+            msg["guild_id"] = self.guild_id
         self.messages[msg["id"]] = msg
         return msg
 
@@ -509,40 +883,130 @@ class FakeDiscord:
 
     # --- gateway ---------------------------------------------------------------------------
 
+    async def _send(self, connection: GatewayConnection, frame: dict[str, Any]) -> None:
+        if connection.closed:
+            return
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await connection.ws.send_str(json.dumps(frame))
+
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=None)
         await ws.prepare(request)
-        self._sockets.append(ws)
-        await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 41250}}))
+        now = time.monotonic()
+        connection = GatewayConnection(len(self.connections) + 1, ws, request.path, now)
+        self.connections.append(connection)
+        await self._touch()
+        watchdog: asyncio.Task[None] | None = None
         try:
+            if self._gate is not None:
+                await self._gate.wait()
+            hello = {"op": 10, "d": {"heartbeat_interval": round(self.heartbeat_interval * 1000)}}
+            connection.last_heartbeat = time.monotonic()
+            await self._send(connection, hello)
+            watchdog = asyncio.create_task(self._watch_heartbeats(connection))
+            self._watchdogs.add(watchdog)
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
                     continue
                 frame = json.loads(msg.data)
-                if frame.get("op") == 1:
-                    await ws.send_str(json.dumps({"op": 11}))
-                elif frame.get("op") == 2:
-                    await self._identify()
-                elif frame.get("op") == 6:
-                    await self.dispatch("RESUMED", {})
+                connection.received.append(frame)
+                op = frame.get("op")
+                if op == 1:
+                    connection.heartbeats += 1
+                    connection.last_heartbeat = time.monotonic()
+                    await self._send(connection, {"op": 11})
+                elif op == 2:
+                    await self._identify(connection, frame.get("d") or {})
+                elif op == 6:
+                    await self._resume(connection, frame.get("d") or {})
+                await self._touch()
         finally:
-            self._sockets.remove(ws)
+            if watchdog is not None:
+                watchdog.cancel()
+                self._watchdogs.discard(watchdog)
+            session = connection.session
+            if session is not None and session.connection is connection:
+                session.connection = None
+            await self._touch()
         return ws
 
-    async def _identify(self) -> None:
-        ready = {
+    async def _watch_heartbeats(self, connection: GatewayConnection) -> None:
+        """Close a connection that stopped heartbeating (4009, session timed out)."""
+        while not connection.closed:
+            allowed = self.heartbeat_interval * self.heartbeat_grace
+            late = connection.last_heartbeat + allowed - time.monotonic()
+            if late > 0:
+                await asyncio.sleep(late)
+                continue
+            if connection.session is not None:
+                connection.session.valid = False
+            connection.close_code = 4009
+            await connection.ws.close(code=4009, message=b"Session timed out")
+            await self._touch()
+            return
+
+    async def _close(self, connection: GatewayConnection, code: int, reason: str) -> None:
+        connection.close_code = code
+        await connection.ws.close(code=code, message=reason.encode())
+
+    async def _identify(self, connection: GatewayConnection, data: dict[str, Any]) -> None:
+        if data.get("token") != self.token:
+            await self._close(connection, 4004, "Authentication failed.")
+            return
+        intents = data.get("intents")
+        if (
+            intents is not None
+            and intents & MESSAGE_CONTENT_INTENT
+            and not self.message_content_allowed
+        ):
+            await self._close(connection, 4014, "Disallowed intent(s).")
+            return
+        shard = data.get("shard")
+        for old in self.sessions:  # one session per shard: a new IDENTIFY ends the old one
+            if old.shard == shard:
+                old.valid = False
+        session = GatewaySession(uuid.uuid4().hex, intents, shard, connection=connection)
+        self.sessions.append(session)
+        connection.session = session
+        ready: dict[str, Any] = {
             "v": 10,
             "user": self.users[self.bot_id],
             "guilds": [{"id": self.guild_id, "unavailable": True}],
-            "session_id": "fake-session",
-            "resume_gateway_url": self.gateway_url,
+            "session_id": session.id,
+            "resume_gateway_url": self.resume_gateway_url,
             "application": {"id": self.application_id, "flags": 0},
             "private_channels": [],
             "relationships": [],
         }
-        await self.dispatch("READY", ready)
-        await self.dispatch("GUILD_CREATE", self._guild())
+        if shard is not None:
+            ready["shard"] = shard
+        await self.dispatch("READY", ready, session=session)
+        await self.dispatch("GUILD_CREATE", self._guild(), session=session)
         self.identified.set()
+
+    async def _resume(self, connection: GatewayConnection, data: dict[str, Any]) -> None:
+        """Replay what the session missed, then RESUMED; op 9 for a session that is gone."""
+        session = next((s for s in self.sessions if s.id == data.get("session_id")), None)
+        if session is None or not session.valid or data.get("token") != self.token:
+            await self._send(connection, {"op": 9, "d": False})
+            return
+        old = session.connection
+        if old is not None and old is not connection and not old.closed:
+            await self._close(old, 4000, "resumed elsewhere")
+        connection.session = session
+        sent = data.get("seq") or 0
+        replayed = 0
+        # replay until caught up (a dispatch may land while we send), then attach: no await
+        # between the last check and the attach, so nothing is lost or sent out of order
+        while missed := [f for f in session.frames if f["s"] > sent]:
+            for frame in missed:
+                await self._send(connection, frame)
+                sent = frame["s"]
+                replayed += 1
+        session.connection = connection
+        session.resumes += 1
+        session.replayed += replayed
+        await self.dispatch("RESUMED", {}, session=session)
 
     # --- REST ------------------------------------------------------------------------------
 
@@ -554,10 +1018,12 @@ class FakeDiscord:
         try:
             if self._force_429 > 0:
                 self._force_429 -= 1
-                response = self._too_many(0.05, bucket="forced")
+                response = self._too_many(0.05, bucket="forced0bucket000")
             elif (wait := self._global_allowed(path, call.at)) > 0:
                 self.global_rate_limited += 1
                 response = self._too_many_global(wait)
+            elif request.method != "GET" and self._forbidden_path(path):
+                response = _json({"message": "Missing Permissions", "code": 50013}, status=403)
             else:
                 response = await self._route(request.method, path, body, files)
         except web.HTTPException as exc:
@@ -585,17 +1051,35 @@ class FakeDiscord:
         raw = await request.read()
         return (json.loads(raw) if raw else None), []
 
-    def _too_many(self, retry_after: float, *, bucket: str) -> web.Response:
+    def _forbidden_path(self, path: str) -> bool:
+        match = re.match(r"/channels/(\d+)", path)
+        return match is not None and self.is_forbidden(match.group(1))
+
+    def _bucket_headers(self, *, remaining: int, reset_after: float, bucket: str) -> dict[str, str]:
+        """Discord's per-route rate limit headers (what discord.py's `Ratelimit.update`
+        reads): `Reset` is epoch seconds, `Reset-After` seconds from now."""
+        return {
+            "X-RateLimit-Limit": str(self.edit_limit),
+            "X-RateLimit-Remaining": str(max(0, remaining)),
+            "X-RateLimit-Reset": f"{time.time() + reset_after:.3f}",
+            "X-RateLimit-Reset-After": f"{reset_after:.3f}",
+            "X-RateLimit-Bucket": bucket,
+        }
+
+    def _too_many(
+        self, retry_after: float, *, bucket: str, reset_after: float | None = None
+    ) -> web.Response:
         headers = {
             "Via": "1.1 google",
             "Retry-After": str(max(1, round(retry_after))),
-            "X-RateLimit-Limit": str(self.edit_limit),
-            "X-RateLimit-Remaining": "0",
-            "X-RateLimit-Reset-After": f"{retry_after:.3f}",
-            "X-RateLimit-Bucket": bucket,
+            **self._bucket_headers(
+                remaining=0,
+                reset_after=retry_after if reset_after is None else reset_after,
+                bucket=bucket,
+            ),
             "X-RateLimit-Scope": "user",
         }
-        body = {"message": "You are being rate limited.", "retry_after": retry_after}
+        body = {"message": "You are being rate limited.", "retry_after": round(retry_after, 3)}
         return _json({**body, "global": False}, status=429, headers=headers)
 
     def _too_many_global(self, retry_after: float) -> web.Response:
@@ -621,16 +1105,104 @@ class FakeDiscord:
         window.append(now)
         return 0.0
 
-    def _edit_allowed(self, channel_id: str) -> float:
-        """0 when an edit in this channel fits the sliding window, else seconds to wait."""
-        now = time.monotonic()
-        window = self._edits.setdefault(channel_id, deque())
+    def _window(self, windows: dict[str, deque[float]], key: str, now: float) -> deque[float]:
+        window = windows.setdefault(key, deque())
         while window and now - window[0] >= self.edit_window:
             window.popleft()
+        return window
+
+    def _edit(
+        self, channel_id: str, *, token: str | None = None
+    ) -> tuple[web.Response | None, dict[str, str]]:
+        """Take a slot in the channel's edit window: (None, headers for the answer) when the
+        edit fits, else (the 429, {}).
+
+        The headers describe the bucket discord.py keys the route by: the channel for
+        channel message edits; for interaction webhook edits (`token`) the interaction's
+        own token, as on Discord, so the channel window those edits also count in is a
+        limit the headers do not announce. `Remaining` is exact for the sliding window;
+        `Reset-After` is when the window is empty again, so a client that refills its
+        bucket then (as discord.py does) does not meet the 429."""
+        now = time.monotonic()
+        window = self._window(self._edits, channel_id, now)
+        bucket = EDIT_BUCKET if token is None else HOOK_EDIT_BUCKET
         if len(window) >= self.edit_limit:
-            return window[0] + self.edit_window - now
+            retry = window[0] + self.edit_window - now
+            empty = window[-1] + self.edit_window - now
+            return self._too_many(retry, bucket=bucket, reset_after=empty), {}
         window.append(now)
-        return 0.0
+        if token is not None:
+            window = self._window(self._hook_edits, token, now)
+            window.append(now)
+        if not self.ratelimit_headers:
+            return None, {}
+        headers = self._bucket_headers(
+            remaining=self.edit_limit - len(window),
+            reset_after=window[-1] + self.edit_window - now,
+            bucket=bucket,
+        )
+        return None, headers
+
+    def _invalid(
+        self, body: dict[str, Any], files: list[FakeFile], *, creating: bool
+    ) -> web.Response | None:
+        """Discord's form validation of a message body: 400 with code 50035 and the nested
+        `errors` (`{"content": {"_errors": [...]}}`), or 50006 for an empty new message."""
+        if not self.validate:
+            return None
+        errors: dict[str, Any] = {}
+
+        def refuse(where: tuple[Any, ...], code: str, message: str) -> None:
+            node = errors
+            for key in where:
+                node = node.setdefault(str(key), {})
+            node.setdefault("_errors", []).append({"code": code, "message": message})
+
+        def too_long(where: tuple[Any, ...], value: Any, limit: int) -> None:
+            if isinstance(value, str) and len(value) > limit:
+                refuse(where, "BASE_TYPE_MAX_LENGTH", f"Must be {limit} or fewer in length.")
+
+        content = body.get("content")
+        too_long(("content",), content, MAX_CONTENT)
+        embeds = body.get("embeds") or []
+        if len(embeds) > MAX_EMBEDS:
+            refuse(("embeds",), "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_EMBEDS} or fewer in length.")
+        for n, embed in enumerate(embeds):
+            too_long(("embeds", n, "title"), embed.get("title"), MAX_EMBED_TITLE)
+            too_long(("embeds", n, "description"), embed.get("description"), MAX_EMBED_DESCRIPTION)
+        components = body.get("components") or []
+        if len(components) > MAX_ACTION_ROWS:
+            message = f"Must be {MAX_ACTION_ROWS} or fewer in length."
+            refuse(("components",), "BASE_TYPE_MAX_LENGTH", message)
+        seen: set[str] = set()
+        for r, row in enumerate(components):
+            if row.get("type") != 1:  # only action rows are checked
+                continue
+            children = row.get("components") or []
+            if not 1 <= len(children) <= MAX_ROW_COMPONENTS:
+                message = f"Must be between 1 and {MAX_ROW_COMPONENTS} in length."
+                refuse(("components", r, "components"), "BASE_TYPE_BAD_LENGTH", message)
+            for c, child in enumerate(children):
+                where = ("components", r, "components", c)
+                custom_id = child.get("custom_id")
+                is_button = child.get("type") == 2
+                if is_button and child.get("style") not in (5, 6) and not custom_id:
+                    refuse((*where, "custom_id"), "BASE_TYPE_REQUIRED", "This field is required")
+                if isinstance(custom_id, str):
+                    too_long((*where, "custom_id"), custom_id, MAX_CUSTOM_ID)
+                    if custom_id in seen:
+                        message = "Component custom id cannot be duplicated"
+                        refuse((*where, "custom_id"), "COMPONENT_CUSTOM_ID_DUPLICATED", message)
+                    seen.add(custom_id)
+                if is_button:
+                    too_long((*where, "label"), child.get("label"), MAX_BUTTON_LABEL)
+        if errors:
+            invalid = {"message": "Invalid Form Body", "code": 50035, "errors": errors}
+            return _json(invalid, status=400)
+        has_body = content or embeds or files or components or body.get("sticker_ids")
+        if creating and not (has_body or body.get("poll") or body.get("attachments")):
+            return _json({"message": "Cannot send an empty message", "code": 50006}, status=400)
+        return None
 
     async def _route(
         self, method: str, path: str, body: Any, files: list[FakeFile]
@@ -721,10 +1293,12 @@ class FakeDiscord:
             )
         if (too_big := self._too_big(files)) is not None:
             return too_big
-        inter.callbacks.append(body)
-        inter.callback_at = time.monotonic()
         kind = int(body.get("type", 0))
         data = body.get("data") or {}
+        if kind in (4, 7) and (invalid := self._invalid(data, files, creating=kind == 4)):
+            return invalid  # not acknowledged: the person still waits
+        inter.callbacks.append(body)
+        inter.callback_at = time.monotonic()
         resource: dict[str, Any] = {"type": kind}
         message_id = None
         if kind in (4, 5):
@@ -738,9 +1312,10 @@ class FakeDiscord:
             msg["application_id"] = self.application_id
             self._apply(msg, data, files)
             if kind == 5:
-                msg["flags"] = (data.get("flags") or 0) | 128  # LOADING
+                msg["flags"] = (data.get("flags") or 0) | LOADING
             inter.original_id = message_id = msg["id"]
             resource["message"] = msg
+            await self._echo("MESSAGE_CREATE", msg)
         interaction = {
             "id": inter.id,
             "type": inter.type,
@@ -756,10 +1331,13 @@ class FakeDiscord:
         inter = self._interaction_for(token)
         if (too_big := self._too_big(files)) is not None:
             return too_big
+        if (invalid := self._invalid(body, files, creating=True)) is not None:
+            return invalid
         inter.followups.append(body)
         msg = self._message(inter.channel_id)
         msg["webhook_id"] = app
         self._apply(msg, body, files)
+        await self._echo("MESSAGE_CREATE", msg)
         return _json(msg)
 
     def _hook_message(self, token: str, mid: str) -> dict[str, Any]:
@@ -780,18 +1358,24 @@ class FakeDiscord:
         self, app: str, token: str, mid: str, *, body: Any, files: list[FakeFile]
     ) -> web.Response:
         msg = self._hook_message(token, mid)
-        if (wait := self._edit_allowed(msg["channel_id"])) > 0:
-            return self._too_many(wait, bucket=f"edit-{msg['channel_id']}")
-        msg["flags"] = msg.get("flags", 0) & ~128
+        if (invalid := self._invalid(body, files, creating=False)) is not None:
+            return invalid
+        limited, headers = self._edit(msg["channel_id"], token=token)
+        if limited is not None:
+            return limited
+        msg["flags"] = msg.get("flags", 0) & ~LOADING
         self._apply(msg, body, files)
         msg["edits"] += 1
-        return _json(msg)
+        msg["edited_timestamp"] = _now_iso()
+        await self._echo("MESSAGE_UPDATE", msg)
+        return _json(msg, headers=headers)
 
     async def _delete_hook_message(
         self, app: str, token: str, mid: str, *, body: Any, files: list[FakeFile]
     ) -> web.Response:
         msg = self._hook_message(token, mid)
         self.messages.pop(msg["id"], None)
+        await self._echo("MESSAGE_DELETE", msg)
         return web.Response(status=204)
 
     # channels and messages
@@ -815,12 +1399,15 @@ class FakeDiscord:
         channel = self._channel(cid)
         if (too_big := self._too_big(files)) is not None:
             return too_big
+        if (invalid := self._invalid(body, files, creating=True)) is not None:
+            return invalid
         msg = self._message(cid)
         self._apply(msg, body, files)
         channel["last_message_id"] = msg["id"]
         if channel["type"] == 11:
             channel["message_count"] += 1
             channel["thread_metadata"]["archived"] = False
+        await self._echo("MESSAGE_CREATE", msg)
         return _json(msg)
 
     async def _get_message(
@@ -832,18 +1419,23 @@ class FakeDiscord:
         self, cid: str, mid: str, *, body: Any, files: list[FakeFile]
     ) -> web.Response:
         msg = self._channel_message(cid, mid)
-        if (wait := self._edit_allowed(cid)) > 0:
-            return self._too_many(wait, bucket=f"edit-{cid}")
+        if (invalid := self._invalid(body, files, creating=False)) is not None:
+            return invalid
+        limited, headers = self._edit(cid)
+        if limited is not None:
+            return limited
         self._apply(msg, body, files)
         msg["edits"] += 1
         msg["edited_timestamp"] = _now_iso()
-        return _json(msg)
+        await self._echo("MESSAGE_UPDATE", msg)
+        return _json(msg, headers=headers)
 
     async def _delete_message(
         self, cid: str, mid: str, *, body: Any, files: list[FakeFile]
     ) -> web.Response:
-        self._channel_message(cid, mid)
+        msg = self._channel_message(cid, mid)
         self.messages.pop(mid)
+        await self._echo("MESSAGE_DELETE", msg)
         return web.Response(status=204)
 
     async def _thread_from_message(

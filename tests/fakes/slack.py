@@ -3,38 +3,86 @@
 It speaks the wire format the SDK sends: methods under `/api/<method>`, parameters in the
 query string, a form body or a JSON body (all merged), the token as `Authorization: Bearer`
 or a `token` parameter. It records every call, keeps the messages and files it was given,
-and behaves like Slack where a bot can get it wrong:
+and behaves like Slack where a bot can get it wrong. What it enforces (each proved against
+the real slack_sdk / slack_bolt; the tests are named in brackets, Web API ones in
+`tests/test_slack_fake.py`):
 
-- `ok: false` with `invalid_auth` / `not_authed` for a bad or missing token;
-- HTTP 429 with `Retry-After` and `{"ok": false, "error": "ratelimited"}` when a method's
-  per-workspace limit or the per-channel `chat.postMessage` limit is exceeded (sliding
-  windows, configurable), or when a test forces the next N calls of a method to fail;
+- `ok: false` with `invalid_auth` / `not_authed` for a bad or missing token
+  [test_auth_test_and_bad_token];
+- rate limits, Slack-like by default (`slack_like_limits()`): `chat.update` at most 50 in any
+  60 s per workspace (a sliding window, so a burst of 50 is allowed) and `chat.postMessage`
+  a token bucket per channel, 1 a second with bursts of 3. Over a limit: HTTP 429 with
+  `Retry-After` and `{"ok": false, "error": "ratelimited"}`. `method_limits` /
+  `channel_post_limit` replace them (`Limit(calls, per)` sliding windows or `Bucket(rate,
+  burst)` token buckets), `limits=False` starts with none; `force_429` makes the next N calls
+  of a method fail [test_default_limits_are_slack_like, test_token_bucket_refills,
+  test_per_method_and_per_channel_limits, test_sliding_window_frees_up,
+  test_forced_429_is_waited_out_by_the_retry_handler];
 - `msg_too_long` above 4,000 characters of `text`, `invalid_blocks` for a section over 3,000
-  characters or more than 50 blocks, so splitting bugs show up;
+  characters or more than 50 blocks, so splitting bugs show up [test_size_limits_are_enforced];
 - the three-step external upload (`files.getUploadURLExternal` → raw POST to the returned
-  URL → `files.completeUploadExternal`), storing the uploaded bytes.
+  URL → `files.completeUploadExternal`), storing the uploaded bytes
+  [test_files_upload_v2_stores_the_bytes]; the `chat.*Stream` methods
+  [test_native_stream_methods].
+
+Delivering to the app, as Slack does (`tests/test_slack_delivery_fake.py`):
+
+- An app endpoint is either an HTTP Request URL (`connect_app(url, signing_secret)`: every
+  request is signed `v0=` HMAC-SHA256 of `v0:{timestamp}:{body}`, JSON for events, a form for
+  slash commands, `payload=` for interactivity) or, without one, the open Socket Mode
+  connection (`slack.socket_mode`). `send_event()`, `send_command()`, `send_action()` /
+  `click()` and `say()` (a person posts: stored like any message, then delivered as a
+  `message` event) build Slack's payloads; each returns a `Delivery` once its first attempt
+  is over (retries go on in the background: `await delivery.settled()`); `deliveries` keeps
+  them all [test_deliveries_are_signed_like_slack,
+  test_signature_checks_with_slack_sdks_verifier_and_no_retry_header].
+- The ack deadline: an answer not back within `ack_deadline` (3 s) is a timeout; an event is
+  then redelivered up to 3 times (`retry_delays`, Slack's schedule by default: at once, after
+  1 min, after 5 min; pending retries are dropped when the fake stops) with
+  `X-Slack-Retry-Num` and `X-Slack-Retry-Reason: http_timeout` (`http_error` after a non-2xx
+  answer, e.g. bolt's 404 for an event no listener matches; in Socket Mode `retry_attempt` /
+  `retry_reason: timeout` on a new envelope). An answer with `X-Slack-No-Retry: 1` stops the
+  retries. Commands and actions are not redelivered (Slack shows the person an error
+  instead); their timeout is recorded [test_slow_http_ack_is_redelivered_with_retry_headers,
+  test_slow_command_is_a_timeout_not_a_retry,
+  test_socket_mode_envelope_not_acked_in_time_is_redelivered].
+- Echo (`echo=True`, the default, whenever an endpoint is there): the bot's own posts come
+  back as `message` events (`user` = the bot user, `bot_id`, `app_id`, `bot_profile`,
+  `parent_user_id` in threads; a file upload as subtype `file_share`) and its updates as
+  `message_changed` (the new message in `message`, the old one in `previous_message`).
+  `chat.startStream` is echoed as a new message and `chat.stopStream` as a change; appends
+  are not echoed. `echoes` lists them (`tests/test_fakes_echo.py`:
+  test_bolt_drops_its_own_echoes_but_not_a_persons_message — bolt's self-event filter drops
+  them; test_bolt_sees_slacks_echo_shapes_over_http and test_bolt_sees_echoes_over_socket_mode
+  — with the filter off a listener sees Slack's shapes;
+  test_no_echo_without_an_endpoint_or_when_off).
 
 Slash-command and interactivity `response_url`s can point at `respond_url()`; what is posted
-there is kept in `responses`.
+there is kept in `responses`. `wait_for(predicate)` waits on the fake's own events.
 
 Socket Mode (`slack.socket_mode`, a `FakeSocketMode`): `apps.connections.open` with the app-level
 token hands out a one-time `ws://` URL; the websocket greets with `hello`, answers pings, and
-the test pushes envelopes and awaits their acks, or asks the client to reconnect.
+the test pushes envelopes and awaits their acks (`push`), or asks the client to reconnect.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
+import hashlib
+import hmac
 import itertools
 import json
 import math
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
+import aiohttp
 from aiohttp import WSMsgType, web
 
 MAX_TEXT = 4000
@@ -50,10 +98,28 @@ class Limit:
     per: float
 
 
-def slack_like_limits() -> tuple[dict[str, Limit], Limit]:
-    """Limits shaped like Slack's published tiers: `chat.update` is Tier 3 (~50 a minute per
-    workspace) and `chat.postMessage` is about one a second per channel with short bursts."""
-    return {"chat.update": Limit(50, 60.0)}, Limit(6, 5.0)
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """A token bucket: up to `burst` calls at once, refilled at `rate` calls a second."""
+
+    rate: float
+    burst: int
+
+
+Rule = Limit | Bucket
+
+
+def slack_like_limits() -> tuple[dict[str, Rule], Rule]:
+    """Limits shaped like Slack's published tiers (the fake's defaults): `chat.update` is
+    Tier 3, about 50 a minute per workspace, bursts allowed (any 50 in 60 s); `chat.postMessage`
+    is about one a second per channel with short bursts (a bucket of 3, 1 a second)."""
+    return {"chat.update": Limit(50, 60.0)}, Bucket(rate=1.0, burst=3)
+
+
+_SLACK_LIKE: Any = object()  # "not given": use slack_like_limits()
+DEFAULT_SIGNING_SECRET = "test-signing-secret"
+# Slack's redelivery schedule for events: at once, after a minute, after five minutes
+SLACK_RETRY_DELAYS = (0.0, 60.0, 300.0)
 
 
 @dataclass(slots=True)
@@ -78,6 +144,7 @@ class FakeMessage:
     edits: int = 0
     streaming: bool = False
     files: list[str] = field(default_factory=list)
+    bot_id: str | None = None  # set on the bot's own messages
 
     @property
     def all_text(self) -> str:
@@ -94,6 +161,64 @@ class FakeFile:
     title: str | None = None
     channel: str | None = None
     thread_ts: str | None = None
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try at delivering a request to the app."""
+
+    number: int  # 0 for the first delivery, then the retry number
+    transport: str  # "http" or "socket"
+    at: float
+    outcome: str  # "acked", "timeout", "http_error" or "connection_failed"
+    status: int | None = None  # the HTTP status (200 for a Socket Mode ack)
+    latency: float | None = None  # seconds until the answer, None when none came in time
+    retry_reason: str | None = None  # what the request said about itself on a retry
+    body: str = ""  # what the app answered (HTTP body, or the ack's payload as JSON)
+    headers: dict[str, str] = field(default_factory=dict)  # what was sent (HTTP)
+    no_retry: bool = False  # the app answered `X-Slack-No-Retry: 1`
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A request Slack sends the app (an event, a slash command or an interaction) and every
+    attempt to deliver it."""
+
+    kind: str  # "events_api", "slash_commands" or "interactive"
+    payload: dict[str, Any]
+    echo: bool = False  # one of the bot's own messages coming back
+    message: FakeMessage | None = None  # for `say()` and echoes: the message it is about
+    attempts: list[Attempt] = field(default_factory=list)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def event(self) -> dict[str, Any] | None:
+        return self.payload.get("event") if self.kind == "events_api" else None
+
+    @property
+    def event_id(self) -> str | None:
+        return self.payload.get("event_id") if self.kind == "events_api" else None
+
+    @property
+    def acked(self) -> bool:
+        return any(a.outcome == "acked" for a in self.attempts)
+
+    @property
+    def ack(self) -> Attempt | None:
+        """The attempt the app acknowledged in time, if any."""
+        return next((a for a in self.attempts if a.outcome == "acked"), None)
+
+    @property
+    def timeouts(self) -> int:
+        return sum(a.outcome == "timeout" for a in self.attempts)
+
+    async def settled(self, timeout: float = 30.0) -> Delivery:
+        """Wait until the last attempt is over (acked, or out of retries)."""
+        try:
+            await asyncio.wait_for(self.finished.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"delivery of {self.kind} still retrying") from None
+        return self
 
 
 def _block_texts(blocks: Iterable[dict[str, Any]]) -> list[str]:
@@ -116,7 +241,13 @@ def _block_texts(blocks: Iterable[dict[str, Any]]) -> list[str]:
 
 class FakeSlack:
     """The fake server. Use as `async with FakeSlack() as slack:` and point clients at
-    `slack.api_url` (it ends with a slash, as `AsyncWebClient` expects)."""
+    `slack.api_url` (it ends with a slash, as `AsyncWebClient` expects).
+
+    Limits: `method_limits` (per workspace, by method) and `channel_post_limit` (per channel,
+    `chat.postMessage`) default to `slack_like_limits()`; pass a dict / rule to replace them,
+    `channel_post_limit=None` for no per-channel limit, or `limits=False` for none at all.
+    Delivery to the app: `connect_app()` (HTTP) or a Socket Mode connection; `ack_deadline`,
+    `retry_delays` and `echo` as in the module docstring."""
 
     def __init__(
         self,
@@ -125,19 +256,37 @@ class FakeSlack:
         team_id: str = "T0TEAM",
         bot_user_id: str = "UBOT",
         bot_id: str = "BBOT",
+        app_id: str = "A0APP",
         admins: Iterable[str] = (),
-        method_limits: dict[str, Limit] | None = None,
-        channel_post_limit: Limit | None = None,
+        limits: bool = True,
+        method_limits: dict[str, Rule] | None = None,
+        channel_post_limit: Rule | None = _SLACK_LIKE,
         native_streaming: bool = True,
+        echo: bool = True,
+        ack_deadline: float = 3.0,
+        retry_delays: Sequence[float] = SLACK_RETRY_DELAYS,
     ) -> None:
         self.bot_token = bot_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
+        self.app_id = app_id
         self.admins: set[str] = set(admins)
-        self.method_limits: dict[str, Limit] = dict(method_limits or {})
-        self.channel_post_limit = channel_post_limit
+        default_methods, default_post = slack_like_limits() if limits else ({}, None)
+        self.method_limits: dict[str, Rule] = dict(
+            default_methods if method_limits is None else method_limits
+        )
+        self.channel_post_limit: Rule | None = (
+            default_post if channel_post_limit is _SLACK_LIKE else channel_post_limit
+        )
         self.native_streaming = native_streaming
+        self.echo = echo
+        self.ack_deadline = ack_deadline
+        self.retry_delays = tuple(retry_delays)
+        # the app's HTTP endpoint (`connect_app`); without it, Socket Mode if connected
+        self.app_url: str | None = None
+        self.signing_secret = DEFAULT_SIGNING_SECRET
+        self.deliveries: list[Delivery] = []
         # `calls` and `messages` are the record (read them, do not modify them); the indexes
         # below make the lookups a busy benchmark does per request O(1) instead of O(calls)
         self.calls: list[Call] = []
@@ -153,10 +302,15 @@ class FakeSlack:
         self.responses: list[dict[str, Any]] = []
         self._forced: dict[str, deque[int]] = {}
         self._windows: dict[tuple[str, str], deque[float]] = {}
+        self._tokens: dict[tuple[str, str], tuple[float, float]] = {}  # (tokens, at)
         self._ids = itertools.count(1)
+        self._events = itertools.count(1)
         self._clock = 1_700_000_000
         self._runner: web.AppRunner | None = None
         self._port = 0
+        self._http: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Condition()
         self.socket_mode = FakeSocketMode(self)
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -177,6 +331,13 @@ class FakeSlack:
         self._port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr,attr-defined]
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -224,6 +385,301 @@ class FakeSlack:
                 }
             ],
         }
+
+    # --- delivering to the app ----------------------------------------------------------
+
+    def connect_app(self, url: str, signing_secret: str = DEFAULT_SIGNING_SECRET) -> None:
+        """Deliver events, commands and interactions to an HTTP-mode app at `url` (its
+        Request URL), signed with `signing_secret`, as Slack does."""
+        self.app_url = url
+        self.signing_secret = signing_secret
+
+    def disconnect_app(self) -> None:
+        self.app_url = None
+
+    @property
+    def has_endpoint(self) -> bool:
+        return self.app_url is not None or self.socket_mode.current is not None
+
+    @property
+    def echoes(self) -> list[Delivery]:
+        """The deliveries of the bot's own messages coming back."""
+        return [d for d in self.deliveries if d.echo]
+
+    def event_callback(self, event: dict[str, Any], *, event_id: str | None = None) -> dict:
+        """The Events API envelope around `event`, as Slack sends it."""
+        number = next(self._events)
+        return {
+            "token": "legacy",
+            "team_id": self.team_id,
+            "api_app_id": self.app_id,
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id or f"Ev{number:08d}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team_id,
+                    "user_id": self.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": f"4-fake-{number}",
+        }
+
+    def message_event(self, message: FakeMessage) -> dict[str, Any]:
+        """The `message` event Slack sends for a stored message (a person's, or the bot's own
+        with `bot_id`, `app_id` and `bot_profile`)."""
+        event = {**_wire(message), "channel": message.channel, "event_ts": message.ts}
+        event["channel_type"] = _channel_type(message.channel)
+        event["team"] = self.team_id
+        if message.bot_id:
+            event.update(self._bot_fields())
+        if message.files:
+            event.update(subtype="file_share", upload=False, files=self._file_refs(message))
+        if message.thread_ts and message.thread_ts != message.ts:
+            root = self.message(message.channel, message.thread_ts)
+            if root is not None:
+                event["parent_user_id"] = root.user
+        return event
+
+    def message_changed_event(self, message: FakeMessage, previous: FakeMessage) -> dict[str, Any]:
+        """The `message_changed` event Slack sends when `previous` became `message`."""
+        now = self._next_ts()
+        changed = {**self.message_event(message), "edited": {"user": message.user, "ts": now}}
+        for key in ("channel", "event_ts", "channel_type", "parent_user_id"):
+            changed.pop(key, None)
+        old = self.message_event(previous)
+        for key in ("channel", "event_ts", "channel_type", "parent_user_id"):
+            old.pop(key, None)
+        return {
+            "type": "message",
+            "subtype": "message_changed",
+            "hidden": True,
+            "message": changed,
+            "previous_message": old,
+            "channel": message.channel,
+            "channel_type": _channel_type(message.channel),
+            "ts": now,
+            "event_ts": now,
+        }
+
+    def _bot_fields(self) -> dict[str, Any]:
+        return {
+            "bot_id": self.bot_id,
+            "app_id": self.app_id,
+            "bot_profile": {
+                "id": self.bot_id,
+                "app_id": self.app_id,
+                "name": "sense",
+                "team_id": self.team_id,
+                "deleted": False,
+            },
+        }
+
+    def _file_refs(self, message: FakeMessage) -> list[dict[str, Any]]:
+        refs = []
+        for file_id in message.files:
+            file = self.files.get(file_id)
+            name = file.filename if file else file_id
+            refs.append({"id": file_id, "name": name, "title": file.title if file else name})
+        return refs
+
+    async def send_event(self, event: dict[str, Any], *, event_id: str | None = None) -> Delivery:
+        """Deliver an Events API event (wrapped in its `event_callback`); returns once the
+        first attempt is over, retries go on in the background (`Delivery.settled()`)."""
+        body = self.event_callback(event, event_id=event_id)
+        return await self._deliver(Delivery("events_api", body))
+
+    async def send_command(
+        self,
+        command: str,
+        text: str = "",
+        *,
+        user: str = "U1",
+        channel: str = "C1",
+        **extra: str,
+    ) -> Delivery:
+        """Deliver a slash command as Slack sends it (`response_url` is `respond_url()`)."""
+        payload = {
+            "token": "legacy",
+            "team_id": self.team_id,
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": self.app_id,
+            "is_enterprise_install": "false",
+            "response_url": self.respond_url(),
+            "trigger_id": f"trigger-{next(self._ids)}",
+            **extra,
+        }
+        return await self._deliver(Delivery("slash_commands", payload))
+
+    async def send_action(self, payload: dict[str, Any]) -> Delivery:
+        """Deliver an interactivity payload (`block_actions`, `view_submission`, ...)."""
+        return await self._deliver(Delivery("interactive", payload))
+
+    async def click(
+        self, button: dict[str, Any], message: FakeMessage, *, user: str = "U1"
+    ) -> Delivery:
+        """A person clicks `button` on `message`."""
+        payload = self.block_actions(
+            button, message, user=user, team=self.team_id, app_id=self.app_id
+        )
+        return await self.send_action(payload)
+
+    async def say(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str = "U1",
+        thread_ts: str | None = None,
+        event_id: str | None = None,
+    ) -> Delivery:
+        """A person posts `text` (in a thread when `thread_ts` is given): the message is
+        stored like any other and delivered to the app as a `message` event."""
+        message = FakeMessage(
+            channel=channel,
+            ts=self._next_ts(),
+            thread_ts=thread_ts,
+            text=text,
+            blocks=[],
+            user=user,
+        )
+        self._keep(message)
+        body = self.event_callback(self.message_event(message), event_id=event_id)
+        return await self._deliver(Delivery("events_api", body, message=message))
+
+    def _echo(self, event: dict[str, Any], message: FakeMessage) -> None:
+        """The bot's own message (or change) back to the app, in the background."""
+        if not self.echo or not self.has_endpoint:
+            return
+        delivery = Delivery("events_api", self.event_callback(event), echo=True, message=message)
+        self.deliveries.append(delivery)  # recorded now, delivered in the background
+        self._spawn(self._run(delivery))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, delivery: Delivery) -> Delivery:
+        if not self.has_endpoint:
+            raise AssertionError("no app endpoint: connect_app() or open Socket Mode first")
+        self.deliveries.append(delivery)
+        return await self._run(delivery)
+
+    async def _run(self, delivery: Delivery) -> Delivery:
+        """Run the first attempt now and any retries in the background."""
+        first = await self._attempt(delivery, 0, None)
+        if first.outcome == "acked" or not self._retryable(delivery, first):
+            delivery.finished.set()
+        else:
+            self._spawn(self._retry(delivery, first))
+        await self._notify()
+        return delivery
+
+    def _retryable(self, delivery: Delivery, attempt: Attempt) -> bool:
+        return delivery.kind == "events_api" and not attempt.no_retry
+
+    async def _retry(self, delivery: Delivery, last: Attempt) -> None:
+        try:
+            for number, delay in enumerate(self.retry_delays, start=1):
+                await asyncio.sleep(delay)
+                reason = _retry_reason(last)
+                last = await self._attempt(delivery, number, reason)
+                await self._notify()
+                if last.outcome == "acked" or not self._retryable(delivery, last):
+                    break
+        finally:
+            delivery.finished.set()
+            await self._notify()
+
+    async def _attempt(self, delivery: Delivery, number: int, reason: str | None) -> Attempt:
+        if self.app_url is not None:
+            attempt = await self._attempt_http(delivery, number, reason)
+        else:
+            attempt = await self.socket_mode.attempt(delivery, number, reason)
+        delivery.attempts.append(attempt)
+        return attempt
+
+    def sign(self, body: str, timestamp: str) -> str:
+        """Slack's request signature: `v0=` HMAC-SHA256 of `v0:{timestamp}:{body}`."""
+        base = f"v0:{timestamp}:{body}".encode()
+        return "v0=" + hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+
+    async def _attempt_http(self, delivery: Delivery, number: int, reason: str | None) -> Attempt:
+        assert self.app_url is not None
+        if delivery.kind == "events_api":
+            body, ctype = json.dumps(delivery.payload), "application/json"
+        elif delivery.kind == "slash_commands":
+            body, ctype = urlencode(delivery.payload), "application/x-www-form-urlencoded"
+        else:
+            body = urlencode({"payload": json.dumps(delivery.payload)})
+            ctype = "application/x-www-form-urlencoded"
+        stamp = str(int(time.time()))
+        headers = {
+            "Content-Type": ctype,
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": self.sign(body, stamp),
+        }
+        if number:
+            headers["X-Slack-Retry-Num"] = str(number)
+            headers["X-Slack-Retry-Reason"] = reason or "http_timeout"
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        at = time.monotonic()
+        attempt = Attempt(number, "http", at, "connection_failed", retry_reason=reason)
+        attempt.headers = dict(headers)
+        timeout = aiohttp.ClientTimeout(total=self.ack_deadline)
+        try:
+            async with self._http.post(
+                self.app_url, data=body.encode(), headers=headers, timeout=timeout
+            ) as response:
+                attempt.body = await response.text()
+                attempt.status = response.status
+                attempt.latency = time.monotonic() - at
+                attempt.outcome = "acked" if 200 <= response.status < 300 else "http_error"
+                attempt.no_retry = response.headers.get("X-Slack-No-Retry") == "1"
+        except TimeoutError:
+            attempt.outcome = "timeout"
+        except aiohttp.ClientError:
+            attempt.outcome = "connection_failed"
+        return attempt
+
+    async def wait_for(
+        self, predicate: Callable[[], Any], *, within: float = 10.0, what: str = "condition"
+    ) -> Any:
+        """Wait until `predicate()` is truthy (re-checked whenever the fake answers a call or a
+        delivery attempt ends, and every 50 ms for state on the client's side); return its
+        value or fail with `what` after `within` seconds."""
+
+        async def until() -> Any:
+            async with self._changed:
+                while not (value := predicate()):
+                    # woken by the fake's own events; the short timeout re-checks conditions
+                    # on the client's side too (what it cached from a dispatch, say)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._changed.wait(), 0.05)
+                return value
+
+        try:
+            return await asyncio.wait_for(until(), within)
+        except TimeoutError:
+            raise AssertionError(f"timed out waiting for {what}") from None
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     # --- test controls and queries -------------------------------------------------------
 
@@ -280,6 +736,11 @@ class FakeSlack:
         return params
 
     async def _api(self, request: web.Request) -> web.Response:
+        response = await self._api_answer(request)
+        await self._notify()
+        return response
+
+    async def _api_answer(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         peer = request.transport.get_extra_info("peername") if request.transport else None
         self.connections.add(str(peer))
@@ -322,20 +783,34 @@ class FakeSlack:
         forced = self._forced.get(method)
         if forced:
             return forced.popleft()
-        checks: list[tuple[tuple[str, str], Limit]] = []
+        checks: list[tuple[tuple[str, str], Rule]] = []
         if method in self.method_limits:
             checks.append(((method, "*"), self.method_limits[method]))
         if method == "chat.postMessage" and self.channel_post_limit is not None:
             checks.append(((method, str(params.get("channel"))), self.channel_post_limit))
-        for key, limit in checks:
-            window = self._windows.setdefault(key, deque())
-            while window and now - window[0] >= limit.per:
-                window.popleft()
-            if len(window) >= limit.calls:
-                return max(1, math.ceil(limit.per - (now - window[0])))
-        for key, _ in checks:
-            self._windows[key].append(now)
+        for key, rule in checks:
+            wait = self._wait(key, rule, now)
+            if wait > 0:
+                return max(1, math.ceil(wait))
+        for key, rule in checks:  # every check passed: the call counts against each
+            if isinstance(rule, Limit):
+                self._windows[key].append(now)
+            else:
+                tokens, _ = self._tokens[key]
+                self._tokens[key] = (tokens - 1, now)
         return None
+
+    def _wait(self, key: tuple[str, str], rule: Rule, now: float) -> float:
+        """Seconds until `rule` allows one more call under `key` (0: now)."""
+        if isinstance(rule, Limit):
+            window = self._windows.setdefault(key, deque())
+            while window and now - window[0] >= rule.per:
+                window.popleft()
+            return rule.per - (now - window[0]) if len(window) >= rule.calls else 0.0
+        tokens, at = self._tokens.get(key, (float(rule.burst), now))
+        tokens = min(float(rule.burst), tokens + (now - at) * rule.rate)
+        self._tokens[key] = (tokens, now)
+        return 0.0 if tokens >= 1 else (1 - tokens) / rule.rate
 
     async def _upload(self, request: web.Request) -> web.Response:
         file = self.files.get(request.match_info["file_id"])
@@ -346,12 +821,14 @@ class FakeSlack:
         if file is None:
             return web.Response(status=404, text="file not found", content_type="text/plain")
         file.data = data
+        await self._notify()
         return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
         self._record(Call("response_url", body, time.monotonic(), 200))
         self.responses.append(body)
+        await self._notify()
         return web.Response(text="ok", content_type="text/plain")
 
     # --- methods -------------------------------------------------------------------------
@@ -401,8 +878,10 @@ class FakeSlack:
             text=params.get("text") or "",
             blocks=_loads(params.get("blocks")) or [],
             user=self.bot_user_id,
+            bot_id=self.bot_id,
         )
         self._keep(message)
+        self._echo(self.message_event(message), message)
         return {"ok": True, "channel": channel, "ts": message.ts, "message": _wire(message)}
 
     def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -416,9 +895,11 @@ class FakeSlack:
         error = self._check_content(params)
         if error:
             return {"ok": False, "error": error}
+        previous = copy.deepcopy(message)
         message.text = params.get("text") or ""
         message.blocks = _loads(params.get("blocks")) or []
         message.edits += 1
+        self._echo(self.message_changed_event(message, previous), message)
         return {"ok": True, "channel": message.channel, "ts": message.ts, "text": message.text}
 
     def _m_chat_startStream(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -434,8 +915,10 @@ class FakeSlack:
             blocks=[],
             user=self.bot_user_id,
             streaming=True,
+            bot_id=self.bot_id,
         )
         self._keep(message)
+        self._echo(self.message_event(message), message)
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
     def _stream(self, params: dict[str, Any]) -> FakeMessage | None:
@@ -453,9 +936,11 @@ class FakeSlack:
         message = self._stream(params)
         if message is None:
             return {"ok": False, "error": "message_not_in_streaming_state"}
+        previous = copy.deepcopy(message)
         message.text += _stream_text(params)
         message.blocks = _loads(params.get("blocks")) or []
         message.streaming = False
+        self._echo(self.message_changed_event(message, previous), message)
         return {"ok": True, "channel": message.channel, "ts": message.ts, "message": _wire(message)}
 
     def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -479,17 +964,18 @@ class FakeSlack:
             file.thread_ts = params.get("thread_ts")
             done.append({"id": file.id, "name": file.filename, "title": file.title})
         if params.get("channel_id") and done:
-            self._keep(
-                FakeMessage(
-                    channel=str(params["channel_id"]),
-                    ts=self._next_ts(),
-                    thread_ts=params.get("thread_ts") or None,
-                    text=params.get("initial_comment") or "",
-                    blocks=[],
-                    user=self.bot_user_id,
-                    files=[f["id"] for f in done],
-                )
+            message = FakeMessage(
+                channel=str(params["channel_id"]),
+                ts=self._next_ts(),
+                thread_ts=params.get("thread_ts") or None,
+                text=params.get("initial_comment") or "",
+                blocks=[],
+                user=self.bot_user_id,
+                files=[f["id"] for f in done],
+                bot_id=self.bot_id,
             )
+            self._keep(message)
+            self._echo(self.message_event(message), message)
         return {"ok": True, "files": done}
 
     def _m_users_info(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -533,6 +1019,20 @@ def _loads(value: Any) -> Any:
     if isinstance(value, str):
         return json.loads(value) if value else None
     return value
+
+
+def _channel_type(channel: str) -> str:
+    """What Slack's `channel_type` says for a conversation id."""
+    return {"D": "im", "G": "group"}.get(channel[:1], "channel")
+
+
+def _retry_reason(last: Attempt) -> str:
+    """`X-Slack-Retry-Reason` (or Socket Mode's `retry_reason`) after a failed attempt."""
+    if last.transport == "socket":
+        return "timeout"
+    return {"timeout": "http_timeout", "http_error": "http_error"}.get(
+        last.outcome, "connection_failed"
+    )
 
 
 def _stream_text(params: dict[str, Any]) -> str:
@@ -684,6 +1184,41 @@ class FakeSocketMode:
         finally:
             self._waiting.pop(envelope_id, None)
 
+    async def attempt(self, delivery: Delivery, number: int, reason: str | None) -> Attempt:
+        """One try at delivering `delivery` as an envelope on the current connection: acked
+        within the fake Slack's `ack_deadline`, or a timeout (a retry of an event is a new
+        envelope with `retry_attempt` and `retry_reason`, as Slack sends it)."""
+        at = time.monotonic()
+        connection = self.current
+        if connection is None:
+            return Attempt(number, "socket", at, "connection_failed", retry_reason=reason)
+        envelope_id = f"env-{next(self._ids):04d}"
+        envelope: dict[str, Any] = {
+            "envelope_id": envelope_id,
+            "type": delivery.kind,
+            "payload": delivery.payload,
+            "accepts_response_payload": delivery.kind != "events_api",
+        }
+        if delivery.kind == "events_api":
+            envelope["retry_attempt"] = number
+            envelope["retry_reason"] = reason or ""
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        self._waiting[envelope_id] = (future, at)
+        attempt = Attempt(number, "socket", at, "timeout", retry_reason=reason)
+        try:
+            await self._send(connection, envelope)
+            ack = await asyncio.wait_for(future, self.slack.ack_deadline)
+        except TimeoutError:
+            return attempt
+        except ConnectionError:
+            attempt.outcome = "connection_failed"
+            return attempt
+        finally:
+            self._waiting.pop(envelope_id, None)
+        attempt.outcome, attempt.status, attempt.latency = "acked", 200, ack.latency
+        attempt.body = json.dumps(ack.payload) if ack.payload is not None else ""
+        return attempt
+
     async def request_reconnect(self, reason: str = "refresh_requested") -> None:
         """Send `disconnect` on the current connection, as Slack does before it rotates a
         socket; the client should open a new URL and drop this one."""
@@ -775,6 +1310,7 @@ class FakeSocketMode:
     async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
+        await self.slack._notify()
 
     async def _shutdown(self, app: web.Application) -> None:
         for connection in self.connections:
