@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     discord_gateway_url: str = "wss://gateway.discord.gg"
     discord_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     discord_message_content: bool = True
+    discord_shard_count: int | None = Field(None, gt=0)
+    discord_shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
     # the bot's own HTTP server (Slack HTTP mode, webhooks, health)
     http_host: str = "0.0.0.0"
@@ -91,7 +93,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
 
-    @field_validator("discord_guild_ids", "bot_admins", mode="before")
+    @field_validator("discord_guild_ids", "discord_shard_ids", "bot_admins", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)

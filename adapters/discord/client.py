@@ -69,6 +69,18 @@ def intents_for(settings: Settings) -> discord.Intents:
     return intents
 
 
+def client_for(settings: Settings, **options: Any) -> discord.Client:
+    """A plain client, or with `DISCORD_SHARD_COUNT` an `AutoShardedClient` running this
+    process's shard range (`DISCORD_SHARD_IDS`; all shards when empty): guild `g` is on shard
+    `(g >> 22) % count`, so several processes with disjoint ranges share one bot's guilds."""
+    common: dict[str, Any] = {"intents": intents_for(settings), "allowed_mentions": NO_MENTIONS}
+    if settings.discord_shard_count is None:
+        return discord.Client(**common, **options)
+    if settings.discord_shard_ids:
+        options["shard_ids"] = list(settings.discord_shard_ids)
+    return discord.AutoShardedClient(**common, shard_count=settings.discord_shard_count, **options)
+
+
 class DiscordBot:
     """One Discord connection serving every guild the bot is in."""
 
@@ -78,9 +90,7 @@ class DiscordBot:
         if core is not None:  # every REST call counted in /metrics, 429s included
             core.metrics.watch(settings.discord_api_url, platform=PLATFORM)
             client_options.setdefault("http_trace", core.metrics.trace_config())
-        self.client = discord.Client(
-            intents=intents_for(settings), allowed_mentions=NO_MENTIONS, **client_options
-        )
+        self.client = client_for(settings, **client_options)
         self.tree = app_commands.CommandTree(self.client)
         register_commands(self.tree, self)
         self.limiter = ChannelLimiter()

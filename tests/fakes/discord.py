@@ -321,6 +321,7 @@ class FakeDiscord:
         # the bot's own messages sent back over the Gateway: {"t": event, "d": data}
         self.echoes: list[dict[str, Any]] = []
         self.connections: list[GatewayConnection] = []
+        self.recommended_shards = 1  # what `GET /gateway/bot` tells an AutoShardedClient
         self.sessions: list[GatewaySession] = []
         self.identified = asyncio.Event()
         self._force_429 = 0
@@ -588,8 +589,21 @@ class FakeDiscord:
             if connection is not None and not connection.closed:
                 await self._send(connection, frame)
 
+    def on_shard(self, session: GatewaySession, guild_id: object) -> bool:
+        """Whether a guild's events go to this session: guild `g` lives on shard
+        `(g >> 22) % count` (a session without a shard gets every guild)."""
+        shard = session.shard
+        if not shard or guild_id is None:
+            return True
+        shard_id, count = int(shard[0]), int(shard[1])
+        return (int(str(guild_id)) >> 22) % count == shard_id
+
     def _wants(self, session: GatewaySession, event: str, data: dict[str, Any]) -> bool:
-        """Whether the session's intents subscribe it to `event` (as Discord filters)."""
+        """Whether the session's intents (and its shard) subscribe it to `event`, as Discord
+        filters."""
+        guild_id = data.get("guild_id") or (data.get("id") if event == "GUILD_CREATE" else None)
+        if not self.on_shard(session, guild_id):
+            return False
         if event.startswith("MESSAGE_"):
             intent = GUILD_MESSAGES_INTENT if data.get("guild_id") else DIRECT_MESSAGES_INTENT
             return session.has(intent)
@@ -968,10 +982,11 @@ class FakeDiscord:
         session = GatewaySession(uuid.uuid4().hex, intents, shard, connection=connection)
         self.sessions.append(session)
         connection.session = session
+        on_shard = self.on_shard(session, self.guild_id)
         ready: dict[str, Any] = {
             "v": 10,
             "user": self.users[self.bot_id],
-            "guilds": [{"id": self.guild_id, "unavailable": True}],
+            "guilds": [{"id": self.guild_id, "unavailable": True}] if on_shard else [],
             "session_id": session.id,
             "resume_gateway_url": self.resume_gateway_url,
             "application": {"id": self.application_id, "flags": 0},
@@ -981,7 +996,8 @@ class FakeDiscord:
         if shard is not None:
             ready["shard"] = shard
         await self.dispatch("READY", ready, session=session)
-        await self.dispatch("GUILD_CREATE", self._guild(), session=session)
+        if on_shard:
+            await self.dispatch("GUILD_CREATE", self._guild(), session=session)
         self.identified.set()
 
     async def _resume(self, connection: GatewayConnection, data: dict[str, Any]) -> None:
@@ -1265,8 +1281,9 @@ class FakeDiscord:
         )
 
     async def _gateway_info(self, *, body: Any, files: list[FakeFile]) -> web.Response:
-        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
-        return _json({"url": self.gateway_url, "shards": 1, "session_start_limit": limit})
+        limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 16}
+        shards = self.recommended_shards
+        return _json({"url": self.gateway_url, "shards": shards, "session_start_limit": limit})
 
     # interactions and webhooks
 
