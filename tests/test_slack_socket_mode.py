@@ -222,3 +222,61 @@ async def test_connections_open_wants_the_app_token() -> None:
             with pytest.raises(aiohttp.WSServerHandshakeError):  # a URL is good once
                 await session.ws_connect(opened["url"])
         assert slack.socket_mode.opens == 1
+
+
+async def test_two_replicas_each_open_a_socket_and_share_the_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Socket Mode with several replicas: one connection each, Slack spreads envelopes
+    among them, and a redelivered event landing on the other replica generates nothing."""
+    from tests.postgres import fresh_schema_url
+
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with (
+        fresh_schema_url() as database_url,
+        Simulator(speed=1000) as sim,
+        FakeSlack() as slack,
+    ):
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            slack_bot_token=SecretStr(slack.bot_token),
+            slack_app_token=SecretStr(slack.socket_mode.app_token),
+            slack_api_url=slack.api_url,
+            database_url=database_url,
+        )
+        replicas: list[tuple[Core, SlackBot]] = []
+        try:
+            for _ in range(2):
+                core = await build_core(simulated(settings, sim))
+                bot = SlackBot(settings, core, None)
+                replicas.append((core, bot))
+                await bot.start()
+            await slack.socket_mode.wait_connected(2)
+            rig = Rig(slack, sim, replicas[0][1], replicas[0][0])
+            for n in range(4):
+                await rig.command(f"just text {n}", channel=f"C{n}")
+            await wait_until(lambda: len(sim.requests) == 4, timeout=10)
+            first, second = slack.socket_mode.connections[:2]
+            assert first.received and second.received  # both replicas got envelopes
+
+            mention = {
+                "type": "app_mention",
+                "channel": "C9",
+                "user": "U1",
+                "text": "<@UBOT> just text once",
+                "ts": "1800000200.000001",
+            }
+            payload = rig.event_payload(mention, event_id="EvTwice")
+            await slack.socket_mode.push("events_api", payload)
+            await slack.socket_mode.push(
+                "events_api", payload, retry_attempt=1, retry_reason="timeout"
+            )
+            await wait_until(lambda: finished(slack, "C9", "1800000200.000001"), timeout=10)
+            for _, bot in replicas:
+                await bot.wait_idle()
+            assert sum(r.prompt.endswith("just text once") for r in sim.requests) == 1
+        finally:
+            for core, bot in replicas:
+                await bot.stop()
+                await close_core(core)

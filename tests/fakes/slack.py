@@ -60,7 +60,8 @@ Delivering to the app, as Slack does (`tests/test_slack_delivery_fake.py`):
 Slash-command and interactivity `response_url`s can point at `respond_url()`; what is posted
 there is kept in `responses`. `wait_for(predicate)` waits on the fake's own events.
 
-Socket Mode (`slack.socket_mode`, a `FakeSocketMode`): `apps.connections.open` with the app-level
+Socket Mode (`slack.socket_mode`, a `FakeSocketMode`; envelopes are spread among the open
+connections in turn, as Slack spreads them among an app's replicas): `apps.connections.open` with the app-level
 token hands out a one-time `ws://` URL; the websocket greets with `hello`, answers pings, and
 the test pushes envelopes and awaits their acks (`push`), or asks the client to reconnect.
 """
@@ -1105,6 +1106,7 @@ class FakeSocketMode:
         self.sent: list[dict[str, Any]] = []
         self._tickets: set[str] = set()
         self._ids = itertools.count(1)
+        self._turns = itertools.count()
         self._waiting: dict[str, tuple[asyncio.Future[Ack], float]] = {}
         self._changed = asyncio.Condition()
 
@@ -1120,6 +1122,14 @@ class FakeSocketMode:
     def opens(self) -> int:
         """Successful `apps.connections.open` calls so far."""
         return len(self.slack.calls_to("apps.connections.open", ok=True))
+
+    def pick(self) -> SocketConnection | None:
+        """The connection the next envelope goes on: Slack spreads envelopes among an app's
+        open connections (up to 10, one per replica), here in turn."""
+        open_ = [c for c in self.connections if not c.closed]
+        if not open_:
+            return None
+        return open_[next(self._turns) % len(open_)]
 
     @property
     def current(self) -> SocketConnection | None:
@@ -1157,7 +1167,7 @@ class FakeSocketMode:
         """Send one envelope (`slash_commands`, `events_api` or `interactive`) on the current
         connection and wait for its ack; fails the test after `timeout` seconds (Slack's ack
         deadline is three)."""
-        connection = self.current
+        connection = self.pick()
         if connection is None:
             raise AssertionError("no open Socket Mode connection")
         envelope_id = envelope_id or f"env-{next(self._ids):04d}"
@@ -1189,7 +1199,7 @@ class FakeSocketMode:
         within the fake Slack's `ack_deadline`, or a timeout (a retry of an event is a new
         envelope with `retry_attempt` and `retry_reason`, as Slack sends it)."""
         at = time.monotonic()
-        connection = self.current
+        connection = self.pick()
         if connection is None:
             return Attempt(number, "socket", at, "connection_failed", retry_reason=reason)
         envelope_id = f"env-{next(self._ids):04d}"
