@@ -229,7 +229,7 @@ async def test_final_flush_does_not_wait_for_the_interval() -> None:
     asked = time.monotonic()
     await renderer.finish()
     (final,) = surface.edits(final=True)
-    assert final.started - asked < 0.05
+    assert final.started - asked < 2.5  # not behind the 5 s interval (loose: no flake)
     assert final.view.text == "partial answer, and the rest."
     assert surface.edits(final=False) == []  # the 5 s interval never ran out
 
