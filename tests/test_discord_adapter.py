@@ -429,3 +429,20 @@ async def test_another_bots_message_never_starts_a_turn(env: Env) -> None:
     await fake.say(thread_id, f"<@{fake.bot_id}> and a person")
     await env.answer(thread_id, count=2)
     assert [r.prompt for r in env.sim.requests][1:] == ["and a person"]
+
+
+async def test_a_channel_where_the_bot_may_not_post_gets_a_sentence_not_silence(env: Env) -> None:
+    fake = env.fake
+    await fake.deny(fake.channel_id)  # Discord answers 403 50013 to the root post
+    inter = await fake.slash("sense", {"prompt": "just text"})
+    await fake.wait_for(
+        lambda: (
+            inter.original_id
+            and "Create Public Threads" in fake.messages[inter.original_id]["content"]
+        ),
+        what="the refusal in the deferred response",
+    )
+    assert not fake.threads() and not env.sim.requests
+    await fake.allow(fake.channel_id)  # and once allowed, the same command works
+    _, thread_id = await env.sense("just text")
+    await env.answer(thread_id)
