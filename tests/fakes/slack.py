@@ -61,9 +61,10 @@ Slash-command and interactivity `response_url`s can point at `respond_url()`; wh
 there is kept in `responses`. `wait_for(predicate)` waits on the fake's own events.
 
 Socket Mode (`slack.socket_mode`, a `FakeSocketMode`; envelopes are spread among the open
-connections in turn, as Slack spreads them among an app's replicas): `apps.connections.open` with the app-level
-token hands out a one-time `ws://` URL; the websocket greets with `hello`, answers pings, and
-the test pushes envelopes and awaits their acks (`push`), or asks the client to reconnect.
+connections in turn, as Slack spreads them among an app's replicas): `apps.connections.open`
+with the app-level token hands out a one-time `ws://` URL; the websocket greets with `hello`,
+answers pings, and the test pushes envelopes and awaits their acks (`push`), or asks the
+client to reconnect.
 """
 
 from __future__ import annotations
