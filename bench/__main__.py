@@ -28,6 +28,7 @@ MODULES = (
     "bench_discord",
     "bench_memory",
     "bench_startup",
+    "bench_store",
 )
 RESULTS = Path(__file__).with_name("results.json")
 
