@@ -26,14 +26,20 @@ from bot.arguments import PREDICT_USAGE, WORKFLOW_USAGE
 from bot.arguments import parse_predict_args as parse_predict_args
 from bot.arguments import parse_workflow_args as parse_workflow_args
 from bot.config import Settings
-from bot.delivery import clock_text, deliver, may_act, say
+from bot.delivery import deliver, may_act, say
 from bot.eachlabs import JobState, PredictionsClient, WorkflowsClient, parse_job_state
 from bot.errors import BotError, JobFailed, UpstreamError
+from bot.job_render import (
+    STARTING,
+    JobRenderer,
+    final_view,
+    job_label,
+    progress_view,
+    refused_view,
+)
 from bot.media import MediaFetcher
 from bot.metrics import Metrics
 from bot.models import (
-    Button,
-    ButtonAction,
     JobKind,
     JobRecord,
     JobStatus,
@@ -61,8 +67,10 @@ class _Waiter:
     news: asyncio.Event = field(default_factory=asyncio.Event)
     state: JobState | None = None
     task: asyncio.Task[None] | None = None
-    last_view: View | None = None
-    last_edit: float = 0.0
+    renderer: JobRenderer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.renderer = JobRenderer(self.surface, self.record.message_id)
 
 
 class Jobs:
@@ -167,18 +175,17 @@ class Jobs:
         if self.settings.public_url:
             secret = secrets.token_hex(32)
             webhook_url = f"{self.settings.public_url.rstrip('/')}/webhooks/eachlabs/{job_id}"
-        label = _label(kind, title)
         try:
-            message_id = await surface.post(View(text=label, status="⏳ starting…"))
+            message_id = await surface.post(View(text=job_label(kind, title), status=STARTING))
         except Exception:
             log.exception("could not post the progress message for job %s", job_id)
             return
         try:
             remote = await create(webhook_url, secret or None)
         except BotError as err:
-            log.warning("job %s (%s %s) was not created: %s", job_id, kind, title, err.detail)
-            view = View(text=f"{label}\n⚠️ {err.user_message}", status="❌ failed")
-            await _edit(surface, message_id, view, final=True)
+            log.warning("job %s (%s %r) was not created: %s", job_id, kind, title, err.detail)
+            view = refused_view(kind, title, err.user_message)
+            await JobRenderer(surface, message_id).final(view)
             return
         record = JobRecord(
             id=job_id,
@@ -197,9 +204,8 @@ class Jobs:
             await self.store.save_job(record)
         except Exception:
             # Without a record nothing can win `finish_job`, so the result could never show.
-            log.exception("could not save job %s (remote %s)", job_id, remote)
-            view = View(text=f"{label}\n⚠️ {STORAGE_PROBLEM}", status="❌ failed")
-            await _edit(surface, message_id, view, final=True)
+            log.exception("could not save job %s (remote %r)", job_id, remote)
+            await JobRenderer(surface, message_id).final(refused_view(kind, title, STORAGE_PROBLEM))
             return
         log.info("job %s started: %s %s (remote %s)", job_id, kind, title, remote)
         await self._follow(record, surface)
@@ -271,21 +277,8 @@ class Jobs:
         )
 
     async def _show_progress(self, waiter: _Waiter, state: JobState) -> None:
-        record = waiter.record
-        took = clock_text(self.clock() - record.created_at)
-        status = f"⏳ {state.raw.get('status') or 'running'} · {took}"
-        if state.step is not None:
-            status += f" · step {state.step}" + (f" of {state.steps}" if state.steps else "")
-        view = View(text=_label(record.kind, record.title), status=status, buttons=_buttons(record))
-        now = time.monotonic()
-        if (
-            view == waiter.last_view
-            or now - waiter.last_edit < waiter.surface.limits.min_edit_interval
-        ):
-            return
-        waiter.last_view, waiter.last_edit = view, now
-        if record.message_id:
-            await _edit(waiter.surface, record.message_id, view)
+        elapsed = self.clock() - waiter.record.created_at
+        await waiter.renderer.progress(progress_view(waiter.record, state, elapsed=elapsed))
 
     async def _finish(self, waiter: _Waiter, state: JobState) -> None:
         """Post the result, once: only the caller that wins `finish_job` shows anything."""
@@ -299,22 +292,11 @@ class Jobs:
             return
         log.info("job %s finished: %s (%d outputs)", record.id, state.status, len(state.output))
         self.metrics.jobs.labels(record.kind.value, state.status.value).inc()
-        label = _label(record.kind, record.title)
-        took = clock_text(self.clock() - record.created_at)
-        surface = waiter.surface
+        failure = JobFailed(f"The run failed: {error}", detail=f"job {record.id}: {error}")
+        elapsed = self.clock() - record.created_at
+        await waiter.renderer.final(final_view(record, state, elapsed=elapsed, failure=failure))
         if state.status is JobStatus.SUCCEEDED:
-            view = View(text=label, status=f"✅ done in {took}")
-        elif state.status is JobStatus.CANCELLED:
-            view = View(text=label, status=f"🛑 cancelled after {took}")
-        else:
-            err = JobFailed(f"The run failed: {error}", detail=f"job {record.id}: {error}")
-            view = View(text=f"{label}\n⚠️ {err.user_message}", status="❌ failed")
-        if record.message_id:
-            await _edit(surface, record.message_id, view, final=True)
-        else:
-            await say(surface, f"{view.text}\n{view.status}")
-        if state.status is JobStatus.SUCCEEDED:
-            await self._post_outputs(state, surface)
+            await self._post_outputs(state, waiter.surface)
 
     async def _post_outputs(self, state: JobState, surface: Surface) -> None:
         if state.text:
@@ -457,21 +439,3 @@ class Jobs:
             if len(batch) < _MODEL_PAGE:
                 break
         return models
-
-
-def _label(kind: JobKind, title: str) -> str:
-    what = "Model run" if kind is JobKind.PREDICTION else "Workflow"
-    return f"**{what}** `{title[:100]}`"
-
-
-def _buttons(record: JobRecord) -> tuple[Button, ...]:
-    if record.kind is not JobKind.PREDICTION:
-        return ()
-    return (Button("Cancel", ButtonAction.CANCEL_JOB, record.id, "danger"),)
-
-
-async def _edit(surface: Surface, message_id: str, view: View, *, final: bool = False) -> None:
-    try:
-        await surface.edit(message_id, view, final=final)
-    except Exception:
-        log.exception("could not edit message %s", message_id)
