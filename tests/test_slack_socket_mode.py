@@ -244,6 +244,7 @@ async def test_two_replicas_each_open_a_socket_and_share_the_work(
             slack_app_token=SecretStr(slack.socket_mode.app_token),
             slack_api_url=slack.api_url,
             database_url=database_url,
+            max_turns_per_user=10,  # one person runs four turns at once here
         )
         replicas: list[tuple[Core, SlackBot]] = []
         try:
