@@ -14,8 +14,12 @@ workspace). So the renderer separates *folding* from *showing*:
 
 Text longer than `surface.limits.max_text` is split into pages: each full page is finalised in
 its own message and the status line and buttons always move to the newest message. Pages are
-cut at the last newline or space and nothing is ever stripped, so the pages put together are
-exactly the answer text.
+cut right after a newline or a space (`page_end`), never inside a `\\r\\n`, before a combining
+mark or inside an emoji sequence, and nothing is ever stripped or added, so the pages put
+together are exactly the answer text. What a message has shown is never taken back: a page
+ends at or after the end of its message's text, because some surfaces (Slack's native
+streaming) can only append. `split_text` is the same cut for an adapter's own limits (Slack's
+3,000-character sections).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,7 +63,7 @@ STATUS_MAX = 200  # a status line is one short line, whatever the event carried
 ELAPSED_AFTER = 10.0  # show elapsed time on the live status once a turn runs this long
 ELAPSED_REFRESH = 10.0  # re-render an idle live status this often so the clock moves
 STATUS_GAP = 2  # characters an adapter may put between the status line and the text
-NEAR_FULL = 0.8  # past this share of a page, live text stops at a word break
+NEAR_FULL = 0.5  # past this share of a page, live text stops at a word break
 MAX_SOURCES = 5
 MAX_BUTTON_LABEL = 80
 INTERRUPTED_STATUS = "⚠️ Interrupted by a restart: press Regenerate or send it again."
@@ -398,7 +403,7 @@ class ReplyRenderer:
                 ok = await self._show(message_id, view, final=final) and ok
         while self._overflows(body, self._starts[-1], status):
             start, page_id = self._starts[-1], self._ids[-1]
-            cut = start + (self._cut if final else self._live_cut)(body, start, page_id)
+            cut = self._page_end(body, start, page_id, final=final)
             self._wanted[page_id] = View(text=body[start:cut])
             posted = await self._post(self._page_or_rest(snap, cut, final=final))
             if posted is None:
@@ -408,7 +413,7 @@ class ReplyRenderer:
             if self._shown.get(page_id, View()).text != body[start:cut]:
                 ok = await self._show(page_id, self._wanted[page_id], final=final) and ok
         start = self._starts[-1]
-        text = body[start:] if final else self._live_text(body, start, status)
+        text = body[start:] if final else self._live_text(body, start, status, self._ids[-1])
         live = View(text=text, status=status, buttons=snap.buttons)
         ok = await self._show(self._ids[-1], live, final=final) and ok
         if final:
@@ -416,31 +421,51 @@ class ReplyRenderer:
                 ok = await self._show(message_id, view, final=True) and ok
         return ok
 
-    def _live_cut(self, body: str, start: int, page_id: str) -> int:
-        """Where a full page ends during streaming: where its message's text already ends
-        (no edit needed) when that is at least half a page, else the usual cut."""
-        shown = self._shown.get(page_id)
-        limit = self._surface.limits.max_text
-        if shown is not None and len(shown.text) >= limit // 2 and shown.text.strip():
-            return len(shown.text)
-        return self._cut(body, start, page_id)
+    def _page_end(self, body: str, start: int, page_id: str, *, final: bool) -> int:
+        """Where the full page that starts at `start` (shown by `page_id`) ends.
 
-    def _live_text(self, body: str, start: int, status: str) -> str:
-        """The live message's text; near the limit it stops after the last word break, so
-        that when the page fills, the break falls where the text already ends."""
+        While streaming, where its message's text already ends, when that is a clean cut
+        (after whitespace) at least half a page long: the page turn then needs no edit of
+        the old page. Otherwise, and at the final flush, the best cut that keeps everything
+        the message already shows (`page_end` with that text as the floor)."""
+        limit = self._surface.limits.max_text
+        floor = self._floor(body, start, page_id)
+        if not final and floor >= limit // 2 and _clean_cut(body, start, start + floor):
+            return start + floor
+        return page_end(body, start, limit, floor=floor)
+
+    def _floor(self, body: str, start: int, page_id: str | None) -> int:
+        """How much of `body[start:]` the message `page_id` already shows (0 if none)."""
+        shown = self._shown.get(page_id) if page_id is not None else None
+        if shown is None or not shown.text:
+            return 0
+        length = len(shown.text)
+        if length > self._surface.limits.max_text or not body.startswith(shown.text, start):
+            return 0
+        return length
+
+    def _live_text(self, body: str, start: int, status: str, page_id: str | None) -> str:
+        """The live message's text. Past half a page it stops after the last word break,
+        so that when the page fills, the break falls where the text already ends; it never
+        ends before what the message already shows, so a message's text only grows."""
         text = body[start:]
         reserve = len(status) + STATUS_GAP if status else 0
         if len(text) + reserve > self._surface.limits.max_text * NEAR_FULL:
-            brk = max(text.rfind(" "), text.rfind("\n"))
-            if brk >= len(text) // 2:
-                return text[: brk + 1]
+            floor = self._floor(body, start, page_id)
+            brk = _last_break(body, start + max(floor, len(text) // 2, 1), len(body))
+            if brk > 0:
+                return body[start:brk]
         return text
 
     def _page_or_rest(self, snap: _Snapshot, start: int, *, final: bool = True) -> View:
         """What a new message at `start` shows: a full page, or the rest with status."""
         if self._overflows(snap.body, start, snap.status):
-            return View(text=snap.body[start : start + self._cut(snap.body, start)])
-        text = snap.body[start:] if final else self._live_text(snap.body, start, snap.status)
+            end = page_end(snap.body, start, self._surface.limits.max_text)
+            return View(text=snap.body[start:end])
+        if final:
+            text = snap.body[start:]
+        else:
+            text = self._live_text(snap.body, start, snap.status, None)
         return View(text=text, status=snap.status, buttons=snap.buttons)
 
     def _overflows(self, body: str, start: int, status: str) -> bool:
@@ -449,21 +474,6 @@ class ReplyRenderer:
         text_len = len(body) - start
         reserve = len(status) + STATUS_GAP if status else 0
         return text_len > 0 and text_len + reserve > self._surface.limits.max_text
-
-    def _cut(self, body: str, start: int, page_id: str | None = None) -> int:
-        """Length of the page starting at `start`: up to and including the last newline
-        (or else space) that fits, so whitespace stays inside the page; a hard cut only when
-        the window holds no break at all."""
-        limit = self._surface.limits.max_text
-        window = body[start : start + limit]
-        newline = window.rfind("\n")
-        if newline >= len(window) // 2:
-            return newline + 1
-        brk = max(window.rfind(" "), newline)
-        # a page of nothing but whitespace would be an empty message: cut hard instead
-        if brk > 0 and window[:brk].strip():
-            return brk + 1
-        return len(window)
 
     async def _show(self, message_id: str, view: View, *, final: bool) -> bool:
         """Edit a message unless it already shows `view`; False if the edit failed."""
@@ -493,6 +503,126 @@ class ReplyRenderer:
             return None
         self._shown[message_id] = view
         return message_id
+
+
+# --- where text may be cut ---------------------------------------------------------------
+
+_WORD_BREAKS = (" ", "\t")  # a page may end right after one of these (or after "\n")
+_JOINS_NEXT = "\u200d"  # ZERO WIDTH JOINER: the character after it belongs to the one before
+
+
+def _extends(char: str) -> bool:
+    """Whether `char` belongs to the character before it, so that a cut must not fall just
+    before it: a combining mark, a variation selector, an emoji skin-tone modifier or tag,
+    a joiner, or the low half of a surrogate pair (lone surrogates do occur in decoded JSON)."""
+    if char < "\u0300":  # ASCII and Latin-1: the common case, decided at once
+        return False
+    code = ord(char)
+    return (
+        unicodedata.category(char) in ("Mn", "Me", "Mc")
+        or code == 0x200D
+        or 0xFE00 <= code <= 0xFE0F
+        or 0xDC00 <= code <= 0xDFFF
+        or 0x1F3FB <= code <= 0x1F3FF
+        or 0xE0020 <= code <= 0xE007F
+        or 0xE0100 <= code <= 0xE01EF
+    )
+
+
+def _regional(char: str) -> bool:
+    return "\U0001f1e6" <= char <= "\U0001f1ff"  # flags are pairs of these
+
+
+def _can_cut(text: str, pos: int) -> bool:
+    """Whether `text` may be cut before index `pos` without splitting a character as a
+    person sees it: not inside `\\r\\n`, not before a combining or joined character, not
+    after a virama, not inside a flag's pair of regional indicators (an approximation of
+    Unicode's grapheme clusters that needs no tables beyond `unicodedata`)."""
+    if pos <= 0 or pos >= len(text):
+        return True
+    before, after = text[pos - 1], text[pos]
+    if before == "\r" and after == "\n":
+        return False
+    if before == _JOINS_NEXT or _extends(after):
+        return False
+    if before >= "\u0900" and unicodedata.combining(before) == 9 and after.isalpha():
+        return False  # a virama joins two consonants into one conjunct (Indic scripts)
+    if _regional(before) and _regional(after):
+        run = 0
+        while pos - run - 1 >= 0 and _regional(text[pos - run - 1]):
+            run += 1
+        return run % 2 == 0
+    return True
+
+
+def _clean_cut(text: str, start: int, pos: int) -> bool:
+    """Whether `text[start:pos]` is a page that ends right after whitespace, holds more
+    than whitespace, and can be cut at `pos`."""
+    return (
+        pos > start
+        and text[pos - 1] in " \t\n"
+        and not text[start:pos].isspace()
+        and _can_cut(text, pos)
+    )
+
+
+_ANY_BREAK = ("\n", *_WORD_BREAKS)
+
+
+def _last_break(text: str, lo: int, hi: int, breaks: tuple[str, ...] = _ANY_BREAK) -> int:
+    """The largest `pos` in `[lo, hi]` just after one of `breaks` where `text` can be cut
+    (`_can_cut`), or -1. A cut position, so `text[pos - 1]` is the break character."""
+    lo = max(lo, 1)
+    end = hi  # break characters are looked for at indexes `lo - 1` up to `end - 1`
+    while end >= lo:
+        pos = max(text.rfind(b, lo - 1, end) for b in breaks) + 1
+        if pos <= 0:
+            return -1
+        if _can_cut(text, pos):
+            return pos
+        end = pos - 1  # that one splits a character: look further back
+    return -1
+
+
+def page_end(text: str, start: int, limit: int, *, floor: int = 0) -> int:
+    """Where a page of at most `limit` characters that starts at `start` should end.
+
+    Right after the last newline in the second half of the window, else after the last
+    space, tab or newline, so whitespace stays at the end of the page and joining pages
+    gives back `text` exactly; never a page of whitespace alone. `floor` is how much of the
+    page a message already shows: the end is never before `start + floor` (shown text is
+    never taken back). A hard cut, at a place that splits no character (`_can_cut`), only
+    when the window holds no usable break; with a floor, the floor itself is that place."""
+    end = min(len(text), start + max(1, limit))
+    lo = start + max(floor, 1)
+    if lo > end:
+        return end
+    half = start + (end - start) // 2
+    for low, breaks in ((max(lo, half + 1), ("\n",)), (lo, _ANY_BREAK)):
+        pos = _last_break(text, low, end, breaks)
+        # a page of whitespace alone would look empty (any earlier break would too)
+        if pos > 0 and not text[start:pos].isspace():
+            return pos
+    if floor > 0:
+        return start + min(floor, end - start)
+    pos = end
+    while pos > start + 1 and not _can_cut(text, pos) and end - pos < 64:
+        pos -= 1  # back off to the start of the character a person sees (bounded)
+    return pos if _can_cut(text, pos) else end
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """`text` in pieces of at most `limit` characters, cut as pages are (`page_end`), so
+    that `"".join(split_text(text, limit)) == text` always (no pieces for no text)."""
+    pieces: list[str] = []
+    start = 0
+    while len(text) - start > limit:
+        end = page_end(text, start, limit)
+        pieces.append(text[start:end])
+        start = end
+    if start < len(text):
+        pieces.append(text[start:])
+    return pieces
 
 
 def _count(n: int, noun: str) -> str:

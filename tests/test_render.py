@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from bot.models import (
     WebSearchQuery,
     WorkflowEvent,
 )
-from bot.render import ReplyRenderer
+from bot.render import ReplyRenderer, page_end, split_text
 
 TURN = "turn-1"
 STOP = Button(label="Stop", action=ButtonAction.STOP, value=TURN, style="danger")
@@ -574,3 +575,161 @@ async def test_a_page_turn_while_streaming_costs_one_call() -> None:
     first_final = surface.calls[calls_before_final]
     assert first_final.message_id == renderer.message_ids[-1]  # the live message first
     assert_pages(surface, renderer, "".join(words))
+
+
+# --- where pages and sections are cut ------------------------------------------------------
+
+# Tokens a text is built from, with the positions inside each that no cut may split: a
+# combining accent, a joined emoji family, a flag (two regional indicators), skin tone,
+# a variation selector, "\r\n", a surrogate pair left as two code points.
+_CLUSTERS = [
+    "e\u0301",
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+    "\U0001f1f9\U0001f1f7",
+    "\U0001f44d\U0001f3fd",
+    "\u2764\ufe0f",
+    "\ud83c\udf05",
+    "\u0915\u094d\u0937",  # Devanagari conjunct: virama between two letters
+]
+_SEPARATORS = [" ", "\n", "\r\n", "\t", "\n\n", "  "]
+
+
+@st.composite
+def cut_texts(draw: st.DrawFn, *, longest_word: int = 40) -> tuple[str, set[int]]:
+    """A text of words, clusters, code fences and separators, plus the cut positions that
+    would split a character as a person sees it."""
+    out: list[str] = []
+    forbidden: set[int] = set()
+    length = 0
+    for _ in range(draw(st.integers(0, 300))):
+        kind = draw(st.sampled_from(["word", "word", "cluster", "sep", "sep", "fence"]))
+        if kind == "word":
+            token = draw(st.text("abcxyzé🌅ı0", min_size=1, max_size=longest_word))
+        elif kind == "cluster":
+            token = draw(st.sampled_from(_CLUSTERS))
+        elif kind == "fence":
+            token = "```\n" + draw(st.text("ab (){};=", max_size=30)) + "\n```"
+        else:
+            token = draw(st.sampled_from(_SEPARATORS))
+        if kind == "cluster" or token == "\r\n":
+            forbidden.update(range(length + 1, length + len(token)))
+        out.append(token)
+        length += len(token)
+    return "".join(out), forbidden
+
+
+def _breakable(text: str, start: int, end: int, forbidden: set[int]) -> bool:
+    """Whether `text[start:end]` holds a cut right after whitespace that splits nothing
+    and leaves more than whitespace before it."""
+    return any(
+        text[p - 1] in " \t\n" and p not in forbidden and not text[start:p].isspace()
+        for p in range(start + 1, end + 1)
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sample=cut_texts(), limit=st.integers(8, 300))
+def test_split_text_reads_back_exactly_and_cuts_after_whitespace(
+    sample: tuple[str, set[int]], limit: int
+) -> None:
+    text, forbidden = sample
+    pieces = split_text(text, limit)
+    assert "".join(pieces) == text
+    assert all(0 < len(p) <= limit for p in pieces)
+    start = 0
+    for piece in pieces[:-1]:
+        end = start + len(piece)
+        if _breakable(text, start, start + limit, forbidden):
+            assert piece[-1] in " \t\n", (start, piece)
+            assert end not in forbidden
+        elif any(p not in forbidden for p in range(start + 1, start + limit + 1)):
+            assert end not in forbidden  # a hard cut, but between two characters
+        start = end
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    sample=cut_texts(),
+    limit=st.integers(8, 300),
+    start_at=st.floats(0, 1),
+    floor_at=st.floats(0, 1),
+)
+def test_page_end_never_takes_back_what_a_message_shows(
+    sample: tuple[str, set[int]], limit: int, start_at: float, floor_at: float
+) -> None:
+    text, _ = sample
+    if not text:
+        return
+    start = int(start_at * (len(text) - 1))
+    window = min(limit, len(text) - start)
+    floor = int(floor_at * window)
+    end = page_end(text, start, limit, floor=floor)
+    assert start + max(floor, 1) <= end <= start + window
+
+
+def test_split_text_of_words_longer_than_the_limit_cuts_hard() -> None:
+    text = "x" * 25 + " " + "y" * 7
+    assert split_text(text, 10) == ["x" * 10, "x" * 10, "xxxxx ", "y" * 7]
+    assert split_text("", 10) == []
+    assert split_text("short", 10) == ["short"]
+
+
+def test_hard_cuts_never_split_a_character_a_person_sees() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    pieces = split_text("a" * 8 + family + "b" * 8, 10)
+    assert "".join(pieces) == "a" * 8 + family + "b" * 8
+    assert pieces[0] == "a" * 8  # not "a" * 8 + the man and the joiner
+    accented = split_text("x" * 9 + "e\u0301" + "y" * 5, 10)
+    assert accented[0] == "x" * 9 and accented[1].startswith("e\u0301")
+    assert split_text("x" * 9 + "\r\n" + "y", 10)[0] == "x" * 9  # never between \r and \n
+
+
+# --- a message's text only grows ------------------------------------------------------------
+
+
+class AppendOnlySurface(RecordingSurface):
+    """Like Slack's native streaming: a message can gain text, never lose it."""
+
+    async def edit(self, message_id: str, view: View, *, final: bool = False) -> None:
+        before = self.messages[message_id].text
+        assert view.text.startswith(before), f"{message_id} lost {before[len(view.text) :]!r}"
+        await super().edit(message_id, view, final=final)
+
+
+async def _stream_and_read_back(
+    surface: RecordingSurface, text: str, chunk_max: int, rng: random.Random
+) -> list[str]:
+    renderer = await started(surface)
+    pos = 0
+    while pos < len(text):
+        size = rng.randint(1, chunk_max)
+        renderer.feed(TextResponse(text[pos : pos + size]))
+        pos += size
+        if rng.random() < 0.3:
+            await asyncio.sleep(0)  # let the flusher show intermediate states
+    await renderer.finish()
+    assert_pages(surface, renderer, text)
+    return [surface.messages[i].text for i in renderer.message_ids]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sample=cut_texts(longest_word=12),
+    seed=st.integers(0, 2**32 - 1),
+    chunk_max=st.integers(1, 400),
+    max_text=st.sampled_from([120, 200, 500]),
+)
+def test_streamed_pages_only_grow_and_end_after_whitespace(
+    sample: tuple[str, set[int]], seed: int, chunk_max: int, max_text: int
+) -> None:
+    text, forbidden = sample
+    rng = random.Random(seed)
+    surface = AppendOnlySurface(max_text=max_text)
+    pages = asyncio.run(_stream_and_read_back(surface, text, chunk_max, rng))
+    longest_run = max((len(run) for run in re.split(r"[ \t\n]", text)), default=0)
+    start = 0
+    for page in pages[:-1]:
+        start += len(page)
+        assert start not in forbidden
+        if longest_run * 8 <= max_text:  # a break is always within reach of a page's end
+            assert page[-1] in " \t\n", repr(page[-40:])

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.sse import SSEDecoder, SSEEvent
+from bot.errors import IdleTimeout, StreamCut
+from bot.sse import SSEDecoder, SSEEvent, StallWatch, StreamStalled, StreamTooLarge
 
 
 def decode(stream: bytes, *, sizes: list[int] | None = None) -> list[SSEEvent]:
@@ -255,3 +256,205 @@ def test_arbitrary_bytes_never_crash_and_chunk_alike(stream: bytes, sizes: list[
     whole = decode(noisy)
     assert whole == reference(noisy)
     assert decode(noisy, sizes=sizes) == whole
+
+
+# --- caps: a line or an event too large to buffer -------------------------------------------
+
+
+def _feed_all(decoder: SSEDecoder, stream: bytes, sizes: list[int] | None) -> list[SSEEvent]:
+    events: list[SSEEvent] = []
+    if sizes is None:
+        events += decoder.feed(stream)
+    else:
+        pos, k = 0, 0
+        while pos < len(stream):
+            step = max(1, sizes[k % len(sizes)])
+            events += decoder.feed(stream[pos : pos + step])
+            pos += step
+            k += 1
+    return events + decoder.close()
+
+
+def sizes_of(stream: bytes) -> tuple[int, int, int]:
+    """(longest line, largest event data, comment lines) as the spec reads `stream`: line
+    lengths in bytes without their line end, the unfinished last line included (it is
+    buffered too); an event's data is its `data` values joined by "\\n", measured as it
+    grows, so an event never ended by a blank line counts as well."""
+    if stream.startswith(b"\xef\xbb\xbf"):
+        stream = stream[3:]
+    lines = re.split(rb"\r\n|\r|\n", stream)
+    longest = max(map(len, lines))
+    biggest = buffered = 0
+    comments = 0
+    for line in lines[:-1]:  # the last piece is unfinished: not a line yet
+        if not line:
+            buffered = 0
+        elif line.startswith(b":"):
+            comments += 1
+        else:
+            name, colon, value = line.partition(b":")
+            if colon and value.startswith(b" "):
+                value = value[1:]
+            if name == b"data":
+                buffered += len(value) + 1
+                biggest = max(biggest, buffered - 1)
+    return longest, biggest, comments
+
+
+def test_a_line_without_end_is_capped_across_chunks() -> None:
+    decoder = SSEDecoder(max_line_bytes=100)
+    assert decoder.feed(b"data: " + b"x" * 60) == []
+    with pytest.raises(StreamTooLarge) as caught:
+        decoder.feed(b"x" * 60)
+    assert caught.value.user_message == (
+        "each::sense sent a message too large to read; please try again."
+    )
+    assert isinstance(caught.value, StreamCut)  # the turn ends like a dropped stream
+
+
+def test_a_long_line_inside_one_big_chunk_is_capped() -> None:
+    decoder = SSEDecoder(max_line_bytes=100)
+    with pytest.raises(StreamTooLarge):
+        decoder.feed(b"data: a\n\n" + b"data: " + b"y" * 200 + b"\n\ndata: b\n\n")
+
+
+def test_an_event_of_many_small_lines_is_capped() -> None:
+    decoder = SSEDecoder(max_line_bytes=120, max_event_bytes=1000)
+    line = b"data: " + b"z" * 95 + b"\n"
+    assert decoder.feed(line * 10) == []  # 10 * 95 + 9 joiners = 959 bytes: fine
+    with pytest.raises(StreamTooLarge):
+        decoder.feed(line)  # 1,055 bytes of data: over
+
+
+def test_caps_at_exactly_the_size_are_allowed() -> None:
+    payload = b"q" * 50
+    stream = b"data: " + payload + b"\n\n"
+    decoder = SSEDecoder(max_line_bytes=56, max_event_bytes=50)
+    assert decoder.feed(stream) == [SSEEvent(payload.decode())]
+    assert sizes_of(stream)[:2] == (56, 50)
+
+
+def test_default_caps_allow_a_large_event() -> None:
+    payload = "w" * 900_000
+    assert decode(f"data: {payload}\n\n".encode(), sizes=[65536]) == [SSEEvent(payload)]
+    assert (SSEDecoder().max_line_bytes, SSEDecoder().max_event_bytes) == (1 << 20, 4 << 20)
+
+
+_long_values = st.text(_value_chars, max_size=40)
+
+
+@st.composite
+def long_streams(draw: st.DrawFn) -> bytes:
+    """`streams()`, plus events with long and many-line data, so that caps bite."""
+    head = draw(streams())
+    lines = [f"data: {v}" for v in draw(st.lists(_long_values, min_size=0, max_size=6))]
+    end = draw(st.sampled_from(["\n", "\r\n", "\r"]))
+    tail = "".join(line + end for line in lines) + draw(st.sampled_from(["", end]))
+    return head + tail.encode() + draw(streams())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stream=long_streams(),
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=8),
+    slack=st.integers(0, 3),
+)
+def test_caps_never_trigger_on_a_stream_within_them(
+    stream: bytes, sizes: list[int], slack: int
+) -> None:
+    longest, biggest, comments = sizes_of(stream)
+    caps = {"max_line_bytes": max(1, longest + slack), "max_event_bytes": max(1, biggest + slack)}
+    expected = reference(stream)
+    for chunking in (None, sizes, [1]):
+        decoder = SSEDecoder(**caps)
+        assert _feed_all(decoder, stream, chunking) == expected
+        assert decoder.events_seen == len(expected)
+        assert decoder.comments_seen == comments
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stream=long_streams(),
+    sizes=st.lists(st.integers(1, 40), min_size=1, max_size=8),
+    under=st.integers(1, 5),
+    which=st.sampled_from(["line", "event"]),
+)
+def test_caps_always_trigger_on_a_stream_over_them(
+    stream: bytes, sizes: list[int], under: int, which: str
+) -> None:
+    longest, biggest, _ = sizes_of(stream)
+    if which == "line":
+        caps = {"max_line_bytes": longest - under, "max_event_bytes": biggest + 1}
+    else:
+        caps = {"max_line_bytes": longest + 1, "max_event_bytes": biggest - under}
+    if min(caps.values()) < 1:
+        return  # nothing in this stream is large enough to be over a cap of one byte
+    for chunking in (None, sizes, [1]):
+        with pytest.raises(StreamTooLarge):
+            _feed_all(SSEDecoder(**caps), stream, chunking)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    stream=st.binary(max_size=300),
+    sizes=st.lists(st.integers(1, 9), min_size=1),
+    under=st.integers(0, 2),
+)
+def test_caps_on_arbitrary_bytes_depend_on_the_bytes_not_the_chunking(
+    stream: bytes, sizes: list[int], under: int
+) -> None:
+    noisy = stream.replace(b"x", b"\n").replace(b"y", b"data: ")
+    longest, biggest, _ = sizes_of(noisy)
+    caps = {"max_line_bytes": max(1, longest - under), "max_event_bytes": max(1, biggest - under)}
+    over = longest > caps["max_line_bytes"] or biggest > caps["max_event_bytes"]
+    for chunking in (None, sizes):
+        if over:
+            with pytest.raises(StreamTooLarge):
+                _feed_all(SSEDecoder(**caps), noisy, chunking)
+        else:
+            assert _feed_all(SSEDecoder(**caps), noisy, chunking) == reference(noisy)
+
+
+def test_caps_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        SSEDecoder(max_line_bytes=0)
+
+
+# --- keep-alive stretches ------------------------------------------------------------------
+
+
+def test_counters_tell_pings_from_events() -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b": ping\n\n: ping\n\n")
+    assert (decoder.events_seen, decoder.comments_seen) == (0, 2)
+    decoder.feed(b"data: a\n\n: ping\n\ndata: b\n\n")  # pings between events, fast path
+    assert (decoder.events_seen, decoder.comments_seen) == (2, 3)
+    decoder.feed(b"data: c\n: in an event\n\n")
+    assert (decoder.events_seen, decoder.comments_seen) == (3, 4)
+
+
+def test_stall_watch_ends_a_stream_of_pings_alone() -> None:
+    decoder = SSEDecoder()
+    now = 100.0
+    watch = StallWatch(decoder, max_stall=30.0, now=now)
+    for _ in range(5):  # pings every 10 s: the connection never goes idle
+        now += 10.0
+        decoder.feed(b": ping\n\n")
+        if now - watch.last_event_at <= 30.0:
+            watch.check(now)
+    with pytest.raises(StreamStalled) as caught:
+        watch.check(now)
+    assert isinstance(caught.value, IdleTimeout)
+    assert "keep-alive" in caught.value.user_message
+    assert "5 comment lines" in caught.value.detail
+
+
+def test_stall_watch_restarts_its_clock_at_every_event() -> None:
+    decoder = SSEDecoder()
+    watch = StallWatch(decoder, max_stall=30.0, now=0.0)
+    for second in range(10, 200, 10):
+        decoder.feed(b": ping\n\n" if second % 20 else b"data: tick\n\n")
+        watch.check(float(second))  # an event every 20 s: never a 30 s stall
+    assert watch.last_event_at == 180.0
+    unlimited = StallWatch(SSEDecoder(), max_stall=None, now=0.0)
+    unlimited.check(1e9)  # no limit, no error

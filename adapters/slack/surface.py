@@ -26,6 +26,7 @@ from adapters.slack.ratelimit import SlackLimiter
 from bot.buttons import encode_button
 from bot.errors import BotError
 from bot.models import ButtonAction, MediaFile, SurfaceLimits, View
+from bot.render import split_text
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +67,6 @@ def to_mrkdwn(markdown: str) -> str:
     return "".join(out)
 
 
-def _chunks(text: str, size: int) -> list[str]:
-    """Cut mrkdwn into section-sized pieces, at a newline where possible."""
-    parts: list[str] = []
-    while len(text) > size:
-        cut = text.rfind("\n", 0, size)
-        if cut < size // 2:
-            cut = size
-        parts.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    if text:
-        parts.append(text)
-    return parts
-
-
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -90,7 +77,7 @@ def render(view: View) -> tuple[str, list[dict[str, Any]]]:
     body = to_mrkdwn(view.text) if view.text.strip() else ""
     if view.by:  # our own mention syntax, added after escaping: it cannot be forged
         body = f"<@{escape(view.by)}> {body}"
-    for part in _chunks(body, SECTION_CHARS):
+    for part in split_text(body, SECTION_CHARS):  # joined, the sections are the page exactly
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": part}})
     if view.status:
         status = _clip(to_mrkdwn(view.status), 2000)
