@@ -31,6 +31,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.delivery import clock_text
 from bot.errors import BotError
 from bot.models import (
     AgentMessage,
@@ -316,7 +317,7 @@ class ReplyRenderer:
         suffix = ""
         elapsed = self._clock() - self._started_at
         if elapsed >= ELAPSED_AFTER:
-            suffix += f" · {_clock_text(elapsed)}"
+            suffix += f" · {clock_text(elapsed)}"
         if self._files:
             suffix += f" · {_count(self._files, 'file')} posted"
         limit = self._status_limit()
@@ -355,7 +356,7 @@ class ReplyRenderer:
 
     def _done_footer(self) -> str:
         elapsed = self._clock() - self._started_at
-        took = f"{elapsed:.1f} s" if elapsed < 60 else _clock_text(elapsed)
+        took = f"{elapsed:.1f} s" if elapsed < 60 else clock_text(elapsed)
         parts = ["✅ Done", f"{self._mode} mode", took]
         if self._files:
             parts.append(_count(self._files, "file"))
@@ -627,18 +628,6 @@ def split_text(text: str, limit: int) -> list[str]:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
-
-
-def _clock_text(seconds: float) -> str:
-    """`42s`, `1m 05s`, `1h 02m`: long video jobs run for minutes."""
-    total = int(seconds)
-    if total < 60:
-        return f"{total}s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
 
 
 def _workflow_line(event: WorkflowEvent) -> str:
