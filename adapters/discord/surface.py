@@ -5,7 +5,8 @@ one in the bot's global window), so the bot stays inside Discord's ~5 edits / 5 
 and 50 requests/s per bot instead of learning them from 429s. Edits of the same message
 coalesce: while one waits for a slot, a newer edit replaces what it will send, so under
 contention a live message updates less often but always shows the newest text.
-Everything is sent with mentions disabled.
+Everything is sent with mentions disabled, and discord.py's errors leave as `PlatformError`
+(`errors.py`), as the `Surface` port promises.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 import discord
 
+from adapters.discord.errors import discord_errors, platform_error
 from adapters.discord.ratelimit import ChannelLimiter, paid
 from adapters.discord.views import components_of, content_of
 from bot.errors import MediaRejected
@@ -73,7 +75,7 @@ class DiscordSurface:
     async def post(self, view: View) -> str:
         await self._limiter.acquire(self.key.thread)
         content, rows = content_of(view), components_of(view)
-        with paid():
+        with discord_errors(), paid():
             if rows is None:
                 message = await self._channel.send(content, allowed_mentions=NO_MENTIONS)
             else:
@@ -94,7 +96,7 @@ class DiscordSurface:
             del self._pending[message_id]
         try:
             async with self._send_lock:  # edits of one message must reach Discord in order
-                with paid():
+                with discord_errors(), paid():
                     await self._channel.get_partial_message(int(message_id)).edit(
                         content=content_of(pending.view),
                         view=components_of(pending.view),
@@ -115,7 +117,7 @@ class DiscordSurface:
         except discord.HTTPException as exc:
             if exc.status == 413 or exc.code == TOO_LARGE:
                 raise self._too_big(media.size) from exc
-            raise
+            raise platform_error(exc) from exc
         finally:
             file.close()
 
@@ -124,7 +126,7 @@ class DiscordSurface:
         icon = _KIND_ICONS.get(kind, "📎")
         embed = discord.Embed(title=f"{icon} Open the generated {kind}", url=url)
         embed.description = f"{reason}\n{url}" if reason else url
-        with paid():
+        with discord_errors(), paid():
             await self._channel.send(embed=embed, allowed_mentions=NO_MENTIONS)
 
     def _too_big(self, size: int) -> MediaRejected:
