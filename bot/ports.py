@@ -292,6 +292,18 @@ class ReplicaStore(Protocol):
         ...
 
 
+class BudgetStore(Protocol):
+    """Token buckets kept in the store, so every replica of one app draws on one platform
+    budget (Slack per workspace and method, Discord per bot token), not one each."""
+
+    async def take_token(self, name: str, *, rate: float, burst: float, now: float) -> float:
+        """Draw one token from bucket `name` (refilling at `rate` per second up to `burst`)
+        and return how long the caller must wait before it may spend it: 0 when one was
+        there. Atomic: concurrent callers on any replica are served one after another, each
+        told its own wait, so the bucket's rate holds across all of them together."""
+        ...
+
+
 class LeaseStore(Protocol):
     """Named leases with a time limit: per-thread order and per-person caps across replicas.
 
@@ -316,7 +328,9 @@ class LeaseStore(Protocol):
         ...
 
 
-class Store(ThreadStore, ChannelStore, EventStore, JobStore, ReplicaStore, LeaseStore, Protocol):
+class Store(
+    ThreadStore, ChannelStore, EventStore, JobStore, ReplicaStore, LeaseStore, BudgetStore, Protocol
+):
     """All durable state, every role in one object, as `storage.open_store` returns it.
 
     Every method is safe to call concurrently, from many turns and from several processes

@@ -331,6 +331,20 @@ class PostgresStore:
 
     # --- leases -----------------------------------------------------------------------------
 
+    async def take_token(self, name: str, *, rate: float, burst: float, now: float) -> float:
+        tokens = await self._pool.fetchval(
+            "INSERT INTO budgets (name, tokens, at) VALUES ($1, $2 - 1, $3) "
+            "ON CONFLICT (name) DO UPDATE SET "
+            "tokens = LEAST($2, budgets.tokens + GREATEST(0, $3 - budgets.at) * $4) - 1, "
+            "at = GREATEST(budgets.at, $3) RETURNING tokens",
+            name,
+            burst,
+            now,
+            rate,
+        )
+        tokens = float(tokens)
+        return 0.0 if tokens >= 0 else -tokens / rate
+
     async def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> bool:
         won = await self._pool.fetchval(
             "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) "

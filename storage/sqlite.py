@@ -357,6 +357,18 @@ class SqliteStore:
 
     # --- leases -----------------------------------------------------------------------------
 
+    async def take_token(self, name: str, *, rate: float, burst: float, now: float) -> float:
+        rows = await self._write_returning(
+            "INSERT INTO budgets (name, tokens, at) VALUES (?, ? - 1, ?) "
+            "ON CONFLICT (name) DO UPDATE SET "
+            # refill for the time passed (never backwards), up to the burst, then take one
+            "tokens = min(excluded.tokens + 1, "
+            "budgets.tokens + max(0, excluded.at - budgets.at) * ?) - 1, "
+            "at = max(budgets.at, excluded.at) RETURNING tokens",
+            (name, burst, now, rate),
+        )
+        return _wait_for(float(rows[0][0]), rate)
+
     async def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> bool:
         """One upsert that takes a free or expired lease or renews the holder's own; the
         changed-row count says whether it did."""
@@ -435,3 +447,8 @@ def _warn_if_newer(current: int, migrations: Sequence[tuple[int, str]]) -> None:
 
 def _job_from_row(row: Sequence[Any]) -> JobRecord:
     return records.job_from_row(row, json.loads(row[14] or "[]"))
+
+
+def _wait_for(tokens: float, rate: float) -> float:
+    """A bucket left below zero: the caller's token comes due once the debt is refilled."""
+    return 0.0 if tokens >= 0 else -tokens / rate

@@ -23,6 +23,7 @@ from bot.models import (
     TurnStatus,
 )
 from bot.ports import (
+    BudgetStore,
     ChannelStore,
     EventStore,
     JobStore,
@@ -34,7 +35,7 @@ from bot.ports import (
 from tests.contract.conftest import Database
 
 KEY = ThreadKey("slack", "T1", "C1", "1700000000.000100")
-ROLES = (ThreadStore, ChannelStore, EventStore, JobStore, ReplicaStore, LeaseStore)
+ROLES = (ThreadStore, ChannelStore, EventStore, JobStore, ReplicaStore, LeaseStore, BudgetStore)
 
 
 def _thread(n: int = 0, *, mode: str | None = None) -> ThreadRecord:
@@ -508,6 +509,38 @@ async def test_a_stop_click_on_one_replica_reaches_the_owner(replicas: list[Stor
     await owner.begin_turn(_turn("t", owner="r0"))
     assert await clicked.request_stop("t", at=1.0)
     assert await owner.stop_requested(["t"]) == {"t"}
+
+
+# --- BudgetStore -------------------------------------------------------------------------
+
+
+async def test_a_budget_grants_its_burst_then_spaces_callers_at_its_rate(store: Store) -> None:
+    waits = [
+        await store.take_token("slack:T1:chat.update", rate=2, burst=3, now=100.0) for _ in range(5)
+    ]
+    assert waits == [0.0, 0.0, 0.0, 0.5, 1.0]
+    # time refills it: two seconds later the debt (two tokens) is paid and one more is there
+    assert await store.take_token("slack:T1:chat.update", rate=2, burst=3, now=102.0) == 0.0
+    # other buckets are untouched
+    assert await store.take_token("slack:T2:chat.update", rate=2, burst=3, now=100.0) == 0.0
+
+
+async def test_a_budget_refills_no_further_than_its_burst(store: Store) -> None:
+    assert await store.take_token("b", rate=1, burst=2, now=0.0) == 0.0
+    waits = [await store.take_token("b", rate=1, burst=2, now=1000.0) for _ in range(3)]
+    assert waits == [0.0, 0.0, 1.0]
+
+
+async def test_replicas_drawing_at_once_share_one_budget(replicas: list[Store]) -> None:
+    """Every replica's callers together get the burst at once and then one per 1/rate: no
+    two callers are told the same slot."""
+    calls = [
+        replica.take_token("discord:bot", rate=10, burst=2, now=50.0)
+        for replica in replicas
+        for _ in range(4)
+    ]
+    waits = sorted(await asyncio.gather(*calls))
+    assert waits == pytest.approx([0, 0, *[n / 10 for n in range(1, len(calls) - 1)]])
 
 
 # --- LeaseStore --------------------------------------------------------------------------
