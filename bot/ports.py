@@ -122,6 +122,14 @@ class Platform(Protocol):
         """Who counts as an admin here, for a refusal ("people with Manage Channels")."""
         ...
 
+    async def roles_of(
+        self, user_id: str, channel: ChannelKey, *, among: frozenset[str]
+    ) -> frozenset[str]:
+        """Which of `among` (role or group ids an access rule names) the person has, for
+        payloads that do not carry the person's roles (`roles` None); raise
+        `bot.errors.PlatformError` when the platform cannot say."""
+        ...
+
     def surface(self, key: ThreadKey, *, user_id: str | None = None) -> Surface:
         """The surface of one of this platform's threads (`user_id`: who the turn is for)."""
         ...
