@@ -18,8 +18,14 @@ from bot.config import Settings
 from bot.operator_records import UsageKind
 from simulator import Simulator
 from tests.fakes.slack import FakeSlack
+from tests.postgres import fresh_schema_url
 from tests.test_slack_adapter import SECRET, TEAM, Rig, fast_limiter, finished, make_rig, until
 from tests.util import wait_until
+
+
+def fresh_database(tmp_path: Path) -> contextlib.AbstractAsyncContextManager[str]:
+    return fresh_schema_url()
+
 
 RESETS = re.compile(r"resets at 00:00 UTC \(in \d+(h \d\dm|m \d\ds|s)\)")
 
@@ -27,20 +33,19 @@ RESETS = re.compile(r"resets at 00:00 UTC \(in \d+(h \d\dm|m \d\ds|s)\)")
 @pytest.fixture
 def settings_for(tmp_path: Path) -> Callable[..., Settings]:
     def make(slack: FakeSlack, sim: Simulator, **extra: Any) -> Settings:
-        base = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            slack_bot_token=SecretStr(slack.bot_token),
-            slack_signing_secret=SecretStr(SECRET),
-            slack_api_url=slack.api_url,
-            database_url=f"sqlite:///{tmp_path / 'bot.db'}",
-            media_allow_insecure=True,
-            http_host="127.0.0.1",
-            http_port=0,
-            job_poll_initial=0.05,
-            job_poll_max=0.2,
+        values: dict[str, Any] = {
+            "slack_bot_token": SecretStr(slack.bot_token),
+            "slack_signing_secret": SecretStr(SECRET),
+            "slack_api_url": slack.api_url,
+            "database_url": f"sqlite:///{tmp_path / 'bot.db'}",
+            "media_allow_insecure": True,
+            "http_host": "127.0.0.1",
+            "http_port": 0,
+            "job_poll_initial": 0.05,
+            "job_poll_max": 0.2,
             **extra,
-        )
-        return simulated(base, sim)
+        }
+        return simulated(Settings(_env_file=None, **values), sim)  # type: ignore[call-arg]
 
     return make
 
@@ -231,12 +236,25 @@ async def test_slack_admins_set_quotas_for_the_workspace_and_one_channel(
         await recorded(core, UsageKind.RUN, 3)
 
 
-async def test_slack_quota_is_counted_across_replicas(
+@contextlib.asynccontextmanager
+async def _sqlite_file(tmp_path: Path) -> AsyncIterator[str]:
+    yield f"sqlite:///{tmp_path / 'shared.db'}"
+
+
+@pytest.mark.parametrize("database", [_sqlite_file, fresh_database], ids=["sqlite", "postgres"])
+async def test_slack_quota_and_access_are_shared_by_replicas(
     settings_for: Callable[..., Settings],
+    tmp_path: Path,
+    database: Callable[[Path], contextlib.AbstractAsyncContextManager[str]],
 ) -> None:
-    """Two bot processes on one database: the second replica sees what the first counted."""
-    async with Simulator(speed=1000) as sim, FakeSlack(admins={"UADMIN"}) as slack:
-        settings = settings_for(slack, sim, quota_turns_per_user_day=1)
+    """Two bot processes on one database: the second replica sees what the first counted,
+    and an admin's change on one applies on the other at once."""
+    async with (
+        database(tmp_path) as url,
+        Simulator(speed=1000) as sim,
+        FakeSlack(admins={"UADMIN"}) as slack,
+    ):
+        settings = settings_for(slack, sim, quota_turns_per_user_day=1, database_url=url)
         rigs = []
         try:
             for _ in range(2):
@@ -248,6 +266,8 @@ async def test_slack_quota_is_counted_across_replicas(
             refusal = await answer(second, "/sense", "just text on the other replica")
             assert "You have used the one turn" in refusal
             assert len(sim.requests) == 1
+            await answer(first, "/sense-admin", "access deny user U2", user="UADMIN")
+            assert "You can't use" in await answer(second, "/sense-eco", "status", user="U2")
         finally:
             for rig, core in rigs:
                 await rig.bot.stop()
