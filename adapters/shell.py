@@ -65,6 +65,8 @@ COMMANDS = {
     "/predict": CommandName.PREDICT,
     "/workflow": CommandName.WORKFLOW,
     "/sense": CommandName.SENSE,
+    "/usage": CommandName.USAGE,
+    "/admin": CommandName.ADMIN,
 }
 QUIT = ("/quit", "/exit")
 
@@ -77,6 +79,8 @@ HELP_ROWS = (
     ("/eco on|off|status", "eco mode for this console: faster, cheaper generations"),
     ("/predict MODEL PROMPT...", "run one model directly (each::api)"),
     ("/workflow ID [key=value...]", "run a saved workflow (each::workflows)"),
+    ("/usage", "what you used today and in the last 30 days"),
+    ("/admin access|quota ...", "access lists and daily quotas (/admin help)"),
     ("/help", "show this list"),
     ("/quit", "leave the shell (also /exit, or Ctrl-D)"),
 )
@@ -653,6 +657,11 @@ class Shell:
     async def is_admin(self, user_id: str, channel: ChannelKey) -> bool:
         return True  # the console's user runs the bot
 
+    async def roles_of(
+        self, user_id: str, channel: ChannelKey, *, among: frozenset[str]
+    ) -> frozenset[str]:
+        return frozenset()  # the console's user has no roles
+
     async def start(self) -> None:
         """Nothing to connect: the console is stdin and stdout."""
 
@@ -687,6 +696,8 @@ class Shell:
             message_id=uuid.uuid4().hex,  # unique across runs: claims outlive the process
             top_level=self._fresh,
             direct=True,
+            admin=True,
+            roles=frozenset(),
         )
         self._fresh = False
         await self.core.commands.handle(self, message)
@@ -710,6 +721,7 @@ class Shell:
                 text=rest,
                 reply=ShellReply(self._surface),
                 admin=True,
+                roles=frozenset(),
             )
             await self.core.commands.handle(self, command)
         else:
@@ -725,6 +737,7 @@ class Shell:
             reply=ShellReply(self._surface),
             admin=True,
             event_id=uuid.uuid4().hex,
+            roles=frozenset(),
         )
         await self.core.commands.handle(self, click)
 

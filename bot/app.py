@@ -34,6 +34,7 @@ from bot.jobs import Jobs
 from bot.media import MediaFetcher
 from bot.metrics import Metrics
 from bot.models import ChannelKey
+from bot.operators import Operators
 from bot.ports import AdapterSpec, Platform
 from bot.replicas import POLL, Coordinator, every
 from bot.tasks import BackgroundTasks
@@ -97,6 +98,7 @@ async def build_core(settings: Settings) -> Core:
     agent = EachSenseClient.from_settings(session, settings)
     media = MediaFetcher.from_settings(session, settings)
     coordinator = Coordinator(store, settings, enabled=settings.coordinated)
+    operators = Operators(store, settings)
     conversations = Conversations(
         store=store,
         agent=agent,
@@ -104,6 +106,7 @@ async def build_core(settings: Settings) -> Core:
         settings=settings,
         metrics=metrics,
         coordinator=coordinator,
+        usage=operators.usage,
     )
     key = settings.eachsense_api_key.get_secret_value() if settings.eachsense_api_key else None
     predictions = PredictionsClient(session, api_key=key, base_url=settings.eachlabs_api_url)
@@ -124,9 +127,12 @@ async def build_core(settings: Settings) -> Core:
         media=media,
         settings=settings,
         metrics=metrics,
+        usage=operators.usage,
     )
     jobs.owner = coordinator.replica_id
-    commands = Commands(conversations=conversations, jobs=jobs, settings=settings)
+    commands = Commands(
+        conversations=conversations, jobs=jobs, settings=settings, operators=operators
+    )
     return Core(
         settings,
         session,
@@ -257,6 +263,8 @@ def start_chores(core: Core, platforms: Sequence[Platform]) -> None:
     spawn(every(ttl / 4, coordinator.heartbeat, what="heartbeat"), name="heartbeat")
     purge = purge_expired_events(core.store, interval=PURGE_EVERY, clock=time.time)
     spawn(purge, name="purge-events")
+    operators = core.commands.operators  # old usage events and past days' quota counts
+    spawn(every(PURGE_EVERY, operators.purge, what="usage purge"), name="purge-usage")
     if not coordinator.enabled:
         return
     spawn(every(POLL, core.conversations.watch_stops, what="stop requests"), name="stops")

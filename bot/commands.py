@@ -10,14 +10,19 @@ Adapters translate a payload into a `Command`, `Message` or `Click` and call
   `app_mention` and `message` for one post start one turn;
 - who may press what (Stop and Cancel: the asker or an admin; eco: admins), and the sentences
   a refusal says;
-- the notice a thread gets when a restart cut its answer off.
+- the notice a thread gets when a restart cut its answer off;
+- who may use the bot here and how much today (`bot.admission`: access lists and quotas,
+  checked at the start of handling, or before the ack through `admit`), and the operators'
+  commands `/sense-usage` and `/sense-admin` (`bot.operators`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 
+from bot.admin import parse_admin_args
 from bot.arguments import parse_predict_args, parse_workflow_args
 from bot.config import Settings
 from bot.conversations import INTERRUPTED, Conversations
@@ -37,6 +42,7 @@ from bot.models import (
     TurnRecord,
     View,
 )
+from bot.operators import Operators
 from bot.ports import Platform, Reply, Surface
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,7 @@ log = logging.getLogger(__name__)
 ROOT_PROMPT_MAX = 1500  # the root message repeats the prompt; the agent gets all of it
 TITLE_MAX = 90
 NOT_HERE = "Use this command in a channel where I can open a thread."
+THREADLESS = (CommandName.ECO, CommandName.USAGE, CommandName.ADMIN)  # need no thread
 
 
 def code(text: str, limit: int = 100) -> str:
@@ -58,10 +65,23 @@ def clip(text: str, limit: int = ROOT_PROMPT_MAX) -> str:
 class Commands:
     """One flow for every platform; `handle` never raises at an adapter."""
 
-    def __init__(self, *, conversations: Conversations, jobs: Jobs, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        conversations: Conversations,
+        jobs: Jobs,
+        settings: Settings,
+        operators: Operators | None = None,
+    ) -> None:
         self.conversations = conversations
         self.jobs = jobs
         self.settings = settings
+        self.operators = operators or Operators(conversations.store, settings)
+        self.admission = self.operators.admission(
+            lambda platform, user_id, channel, hint: self.is_admin(
+                platform, user_id, channel, hint=hint
+            )
+        )
 
     # --- before the platform is answered ------------------------------------------------
 
@@ -74,7 +94,7 @@ class Commands:
             self._arguments(command)
         except InputError as err:
             return "⚠️ " + err.user_message
-        if not command.threadable and command.name is not CommandName.ECO:
+        if not command.threadable and command.name not in THREADLESS:
             return NOT_HERE
         return None
 
@@ -87,7 +107,21 @@ class Commands:
         if command.name is CommandName.WORKFLOW:
             workflow_id, _ = parse_workflow_args(command.text)
             return (workflow_id,)
+        if command.name is CommandName.ADMIN:
+            parse_admin_args(command.text)
         return (" ".join(command.text.split()),)
+
+    async def admit(self, platform: Platform, command: Command) -> tuple[str | None, Command]:
+        """Before the ack, for a platform whose answer turns public once acknowledged: the
+        admission check (`bot.admission`) now, so a refusal goes in the private response.
+        Returns the refusal, or None and the command marked `admitted` (`handle` does not
+        check it again). A failed check is left to `handle`."""
+        try:
+            refusal = await self.admission.check(platform, command)
+        except Exception:
+            log.exception("%s: admission before the ack failed", platform.name)
+            return None, command
+        return refusal, command if refusal is not None else replace(command, admitted=True)
 
     # --- after -----------------------------------------------------------------------
 
@@ -121,11 +155,15 @@ class Commands:
         if refusal is not None:
             await command.reply.tell(refusal)
             return
+        if not command.admitted and not await self._admitted(platform, command):
+            return
         args = self._arguments(command)
         if command.name is CommandName.SENSE:
             await self._sense(platform, command, args[0])
         elif command.name is CommandName.ECO:
             await self._eco(platform, command, args[0])
+        elif command.name in (CommandName.USAGE, CommandName.ADMIN):
+            await self._operators(platform, command)
         elif command.name is CommandName.PREDICT:
             await self._predict(platform, command, *args)
         else:
@@ -231,6 +269,8 @@ class Commands:
         claim = f"msg:{message.key.channel}:{message.message_id}"
         if not await self._claim(platform, claim):
             return
+        if not await self._admitted(platform, message):
+            return
         turn = Turn(
             key=message.key,
             user_id=message.user_id,
@@ -257,6 +297,8 @@ class Commands:
     async def _click(self, platform: Platform, click: Click) -> None:
         if not await self._claim(platform, click.event_id):
             return
+        if not await self._admitted(platform, click):
+            return
         conversations = self.conversations
         admin = click.user_id in self.settings.bot_admins or bool(click.admin)
         if click.action is ButtonAction.STOP:
@@ -275,6 +317,41 @@ class Commands:
             await conversations.say(surface, View(text=f"chose: {click.value}", by=click.user_id))
             turn = Turn(key=click.key, user_id=click.user_id, text=click.value)
             await conversations.run(turn, surface)
+
+    # --- operators ----------------------------------------------------------------------
+
+    async def _admitted(self, platform: Platform, inbound: Inbound) -> bool:
+        """The admission check; False after telling the person why not (a message's refusal
+        is a notice in its thread). A check that fails refuses too: better than letting a
+        denied person through while the store is down."""
+        try:
+            refusal = await self.admission.check(platform, inbound)
+        except Exception:
+            log.exception("%s: admission check failed", platform.name)
+            refusal = "⚠️ " + BotError().user_message
+        if refusal is None:
+            return True
+        if isinstance(inbound, Message):
+            surface = platform.surface(inbound.key, user_id=inbound.user_id)
+            await self.conversations.say(surface, View(text=refusal, by=inbound.user_id))
+        else:
+            await inbound.reply.tell(refusal)
+        return False
+
+    async def _operators(self, platform: Platform, command: Command) -> None:
+        """`/sense-usage` (everyone; admins see more) and `/sense-admin` (admins only)."""
+        admin = await self.is_admin(platform, command.user_id, command.channel, hint=command.admin)
+        operators = self.operators
+        if command.name is CommandName.USAGE:
+            text = await operators.usage_text(command.channel, command.user_id, admin=admin)
+        elif admin:
+            text = await operators.admin_text(command.channel, command.text, by=command.user_id)
+        else:
+            text = (
+                f"Only admins can use `/{CommandName.ADMIN.value}` here ({platform.admins}, "
+                "or ids in BOT_ADMINS)."
+            )
+        await command.reply.tell(text)
 
     # --- permissions and notices ------------------------------------------------------
 

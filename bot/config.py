@@ -84,6 +84,22 @@ class Settings(BaseSettings):
     media_fetch_timeout: float = Field(120.0, gt=0)
     media_fetch_deadline: float = Field(300.0, gt=0)
 
+    # operators: access lists (ids; deny beats allow; admins are never locked out), daily
+    # quotas per UTC day (0 = off; admins may override them per workspace and channel with
+    # `/sense-admin`) and how long usage events are kept
+    access_allow_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    access_deny_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    access_allow_roles: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    access_deny_roles: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    access_allow_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    access_deny_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    access_roles_cache_seconds: float = Field(300.0, ge=0)
+    quota_turns_per_user_day: int = Field(0, ge=0)
+    quota_runs_per_user_day: int = Field(0, ge=0)
+    quota_turns_per_channel_day: int = Field(0, ge=0)
+    quota_runs_per_channel_day: int = Field(0, ge=0)
+    usage_keep_days: int = Field(400, ge=31)
+
     # the offline simulator
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8765
@@ -96,6 +112,19 @@ class Settings(BaseSettings):
     @field_validator("discord_guild_ids", "discord_shard_ids", "bot_admins", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator(
+        "access_allow_users",
+        "access_deny_users",
+        "access_allow_roles",
+        "access_deny_roles",
+        "access_allow_channels",
+        "access_deny_channels",
+        mode="before",
+    )
+    @classmethod
+    def _access_csv(cls, value: object) -> object:
         return _split_csv(value)
 
     @property

@@ -46,6 +46,7 @@ from bot.pacing import EditBudget
 from bot.ports import Store, Surface
 from bot.render import ReplyRenderer
 from bot.replicas import Coordinator
+from bot.usage import UsageLog
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,10 @@ class Conversations:
         metrics: Metrics | None = None,
         coordinator: Coordinator | None = None,
         clock: Callable[[], float] = time.time,
+        usage: UsageLog | None = None,
     ) -> None:
         self.store = store
+        self.usage = usage  # records every ended turn and delivered file (`bot.usage`)
         self.coordinator = coordinator or Coordinator(store, settings, enabled=False)
         self.metrics = metrics or Metrics()
         self.agent = agent
@@ -280,6 +283,10 @@ class Conversations:
                 now = self._clock()
                 await self.store.finish_turn(turn_id, status=status, at=now)
                 await self.store.touch_thread(turn.key, at=now)
+            if self.usage is not None:
+                await self.usage.turn_ended(
+                    turn_id=turn_id, key=turn.key, user_id=turn.user_id, status=status
+                )
 
     async def _outcome(
         self, turn_id: str, task: asyncio.Task[None], renderer: ReplyRenderer
@@ -340,7 +347,7 @@ class Conversations:
     ) -> None:
         """Relay the stream into the renderer within `MAX_TURN_SECONDS`; media go out in
         order on a side task so a slow upload never holds up the live text."""
-        uploads = _Uploads(lambda url: self._upload(url, record, renderer, surface))
+        uploads = _Uploads(lambda url: self._upload(url, turn, record, renderer, surface))
         try:
             async with self._deadline():
                 async for event in self.agent.stream(
@@ -369,10 +376,14 @@ class Conversations:
             raise TurnTooLong(limit) from exc
 
     async def _upload(
-        self, url: str, record: ThreadRecord, renderer: ReplyRenderer, surface: Surface
+        self, url: str, turn: Turn, record: ThreadRecord, renderer: ReplyRenderer, surface: Surface
     ) -> None:
         kind = await deliver(self.media, url, surface)
         renderer.media_done(url, kind)
+        if self.usage is not None:
+            await self.usage.generation_delivered(
+                session_id=record.session_id, key=turn.key, user_id=turn.user_id, url=url, kind=kind
+            )
         with contextlib.suppress(Exception):
             await self.store.add_generation(
                 GenerationRecord(

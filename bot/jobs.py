@@ -47,6 +47,7 @@ from bot.models import (
     View,
 )
 from bot.ports import Store, Surface
+from bot.usage import UsageLog
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +85,10 @@ class Jobs:
         settings: Settings,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.time,
+        usage: UsageLog | None = None,
     ) -> None:
         self.store = store
+        self.usage = usage  # records every finished run and its cost (`bot.usage`)
         self.metrics = metrics or Metrics()
         self.predictions = predictions
         self.workflows = workflows
@@ -297,6 +300,8 @@ class Jobs:
         await waiter.renderer.final(final_view(record, state, elapsed=elapsed, failure=failure))
         if state.status is JobStatus.SUCCEEDED:
             await self._post_outputs(state, waiter.surface)
+        if self.usage is not None:  # after the result: finding the cost may take a poll
+            await self.usage.run_finished(record, state, look=lambda: self._poll(record))
 
     async def _post_outputs(self, state: JobState, surface: Surface) -> None:
         if state.text:

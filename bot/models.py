@@ -70,6 +70,8 @@ class CommandName(StrEnum):
     ECO = "sense-eco"
     PREDICT = "sense-predict"
     WORKFLOW = "sense-workflow"
+    USAGE = "sense-usage"
+    ADMIN = "sense-admin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,11 @@ class Command:
     event_id: str | None = None
     image_urls: tuple[str, ...] = ()
     threadable: bool = True  # False where no thread can open (Discord DMs for now)
+    # The person's role or group ids when the payload carries them (None: ask the platform,
+    # and only if an access rule names roles); `admitted`: the access and quota check
+    # already passed before the platform was answered (`Commands.admit`).
+    roles: frozenset[str] | None = None
+    admitted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +118,8 @@ class Message:
     direct: bool = False  # a direct message to the bot
     mentioned: bool = False
     image_urls: tuple[str, ...] = ()
+    admin: bool | None = None  # as `Command.admin`, when the platform puts it in the payload
+    roles: frozenset[str] | None = None  # as `Command.roles`
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +133,7 @@ class Click:
     reply: Any  # bot.ports.Reply
     admin: bool | None = None
     event_id: str | None = None
+    roles: frozenset[str] | None = None  # as `Command.roles`
 
 
 Inbound = Command | Message | Click

@@ -8,7 +8,7 @@ platform or a new database should be an afternoon's work.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -30,6 +30,16 @@ from bot.models import (
     TurnRecord,
     TurnStatus,
     View,
+)
+from bot.operator_records import (
+    AccessEntry,
+    AccessKind,
+    QuotaLimit,
+    QuotaName,
+    UsageBy,
+    UsageEvent,
+    UsageLeader,
+    UsageTotal,
 )
 
 
@@ -110,6 +120,14 @@ class Platform(Protocol):
     @property
     def admins(self) -> str:
         """Who counts as an admin here, for a refusal ("people with Manage Channels")."""
+        ...
+
+    async def roles_of(
+        self, user_id: str, channel: ChannelKey, *, among: frozenset[str]
+    ) -> frozenset[str]:
+        """Which of `among` (role or group ids an access rule names) the person has, for
+        payloads that do not carry the person's roles (`roles` None); raise
+        `bot.errors.PlatformError` when the platform cannot say."""
         ...
 
     def surface(self, key: ThreadKey, *, user_id: str | None = None) -> Surface:
@@ -328,8 +346,115 @@ class LeaseStore(Protocol):
         ...
 
 
+class UsageStore(Protocol):
+    """What people used (turns, generations, direct runs and their cost), for `/sense-usage`.
+
+    Written once per event by whichever replica saw it end; read in totals per period."""
+
+    async def add_usage(self, event: UsageEvent) -> bool:
+        """Record `event`; True the first time, False (and nothing changes) when an event of
+        the same `kind` and `ref` is already recorded, on any replica, however many write it
+        at once."""
+        ...
+
+    async def usage_totals(
+        self,
+        platform: str,
+        workspace: str,
+        *,
+        since: float,
+        user_id: str | None = None,
+        channel: str | None = None,
+    ) -> list[UsageTotal]:
+        """Events at or after `since` in the workspace (only the person's, only the
+        channel's, when given), one total per (`kind`, `detail`), ordered by kind and
+        detail; a kind with no event is absent."""
+        ...
+
+    async def usage_leaders(
+        self, platform: str, workspace: str, *, since: float, by: UsageBy, limit: int
+    ) -> list[UsageLeader]:
+        """The `limit` people (`by="user"`) or channels with the most turns and runs since
+        `since`, most first (then by cost, then by id)."""
+        ...
+
+    async def purge_usage(self, *, before: float) -> int:
+        """Forget events older than `before`; return how many went."""
+        ...
+
+
+class QuotaStore(Protocol):
+    """Daily limits admins set, and how much of each limit was taken on a day."""
+
+    async def quota_limits(
+        self, platform: str, workspace: str, *, channel: str
+    ) -> list[QuotaLimit]:
+        """The limits set for the whole workspace (`channel` ""), then those set for
+        `channel`, each ordered by name."""
+        ...
+
+    async def set_quota_limit(
+        self,
+        platform: str,
+        workspace: str,
+        *,
+        channel: str,
+        name: QuotaName,
+        value: int | None,
+        by: str,
+        at: float,
+    ) -> None:
+        """Set a limit for the workspace (`channel` "") or one channel; `value` None removes
+        it (the next level applies again). The last call wins."""
+        ...
+
+    async def take_quota(self, takes: Sequence[tuple[str, int]], *, day: int) -> str | None:
+        """Count one use of each `(scope, limit)` on `day` if every scope is under its limit
+        (`limit` >= 1), and return None; else count nothing and return a scope that is full.
+        Atomic: of concurrent takers on one replica or several, no scope ever goes past its
+        limit, and a refused take leaves every count as it was."""
+        ...
+
+    async def quota_used(self, scopes: Iterable[str], *, day: int) -> dict[str, int]:
+        """How many uses of each scope `take_quota` counted on `day` (0 for none)."""
+        ...
+
+    async def purge_quota_use(self, *, before_day: int) -> int:
+        """Forget the counts of days before `before_day`; return how many went."""
+        ...
+
+
+class AccessStore(Protocol):
+    """The allow and deny lists admins keep per workspace (the settings add their own)."""
+
+    async def access_entries(self, platform: str, workspace: str) -> list[AccessEntry]:
+        """Every entry of the workspace, ordered by kind, then value."""
+        ...
+
+    async def set_access(self, platform: str, workspace: str, entry: AccessEntry) -> None:
+        """Put `entry` on its list, replacing an entry of the same kind and value (an
+        allowed id that is denied is no longer allowed)."""
+        ...
+
+    async def remove_access(
+        self, platform: str, workspace: str, *, kind: AccessKind, value: str
+    ) -> bool:
+        """Take the id off both lists; True if it was on one."""
+        ...
+
+
 class Store(
-    ThreadStore, ChannelStore, EventStore, JobStore, ReplicaStore, LeaseStore, BudgetStore, Protocol
+    ThreadStore,
+    ChannelStore,
+    EventStore,
+    JobStore,
+    ReplicaStore,
+    LeaseStore,
+    UsageStore,
+    QuotaStore,
+    AccessStore,
+    BudgetStore,
+    Protocol,
 ):
     """All durable state, every role in one object, as `storage.open_store` returns it.
 

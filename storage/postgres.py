@@ -34,6 +34,7 @@ from bot.models import (
     TurnStatus,
 )
 from storage import records
+from storage.postgres_operators import PostgresOperators
 from storage.records import JOB_COLUMNS, TURN_COLUMNS, key_params
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ _BEGIN_TURN = _upsert("turns", TURN_COLUMNS, "id")
 _SAVE_JOB = _upsert("jobs", JOB_COLUMNS, "id")
 
 
-class PostgresStore:
+class PostgresStore(PostgresOperators):
     """Durable bot state in PostgreSQL. Build it with `await PostgresStore.open(url)`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:

@@ -4,8 +4,9 @@ One connection does everything. aiosqlite runs every call on one worker thread, 
 overlap; the connection is in autocommit mode and every write that must be exactly-once is a
 single statement, which SQLite makes atomic (that is what `claim_event`, `finish_job`,
 `interrupt_running_turns`, `take_over_jobs` and the leases rely on, also across processes
-sharing the file). The only multi-statement transactions are the migrations, and a lock keeps
-single-statement writes from landing inside one of them.
+sharing the file). The only multi-statement transactions are the migrations and
+`take_quota` (`storage.sqlite_operators`), and a lock keeps single-statement writes from
+landing inside one of them.
 
 The schema lives in numbered `storage/migrations/sqlite/NNNN_name.sql` files, applied in
 order, each in its own transaction, and tracked by `PRAGMA user_version`.
@@ -36,6 +37,7 @@ from bot.models import (
 )
 from storage import records
 from storage.records import JOB_COLUMNS, TURN_COLUMNS, key_params
+from storage.sqlite_operators import SqliteOperators
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ async def open_store(database_url: str) -> SqliteStore:
     return await SqliteStore.open(sqlite_path_from_url(database_url))
 
 
-class SqliteStore:
+class SqliteStore(SqliteOperators):
     """Durable bot state in one SQLite file. Build it with `await SqliteStore.open(path)`."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:

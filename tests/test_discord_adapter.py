@@ -16,7 +16,7 @@ from adapters.discord.client import DiscordBot, invite_url, sync_commands
 from adapters.discord.ratelimit import ChannelLimiter
 from bot.app import Core
 from bot.config import Settings
-from bot.models import ThreadKey, TurnRecord, TurnStatus
+from bot.models import CommandName, ThreadKey, TurnRecord, TurnStatus
 from simulator import Simulator
 from tests.discord_bot import running_bot
 from tests.fakes.discord import EPHEMERAL, Call, FakeDiscord, FakeInteraction
@@ -295,12 +295,14 @@ async def test_clarification_options_answer_in_the_same_session(env: Env) -> Non
 async def test_sync_commands_and_interrupted_notice(env: Env) -> None:
     fake = env.fake
     names = await env.bot.sync_commands(int(fake.guild_id))
-    assert sorted(names) == ["sense", "sense-eco", "sense-predict", "sense-workflow"]
+    # every command the core knows, the same names as on Slack and in the shell
+    assert sorted(names) == sorted(name.value for name in CommandName)
+    assert "sense-usage" in names and "sense-admin" in names
     assert {c["name"] for c in fake.commands[fake.guild_id]} == set(names)
     assert None not in fake.commands, "a guild sync must not touch global commands"
     # the CLI's entry point: REST only, globally when no guild is given
     listed = await sync_commands(env.core.settings, [None])
-    assert "/sense (globally)" in listed and len(fake.commands[None]) == 4
+    assert "/sense (globally)" in listed and len(fake.commands[None]) == len(CommandName)
 
     _, thread_id = await env.sense("just text")
     await env.answer(thread_id)

@@ -371,3 +371,41 @@ async def test_forbidden_channel_known_at_start_is_in_guild_create() -> None:
         assert not channel.permissions_for(channel.guild.me).send_messages
         with pytest.raises(discord.Forbidden):
             await channel.send("no")
+
+
+async def test_member_roles_reach_discord_py_in_interactions_and_messages() -> None:
+    fake = FakeDiscord()
+    async with fake:
+        early = await fake.add_role("artists")  # before connecting: in GUILD_CREATE
+        async with connected_client(fake) as client:
+            late = await fake.add_role("guests")  # connected: GUILD_ROLE_CREATE
+            guild = client.get_guild(int(fake.guild_id))
+            assert guild is not None
+            await fake.wait_for(lambda: guild.get_role(int(late)), what="the new role")
+            fake.give_role(fake.user_id, early)
+            fake.give_role(fake.user_id, late)
+            bob = fake.add_member("bob")
+
+            seen: asyncio.Queue[discord.Member | discord.User] = asyncio.Queue()
+
+            @client.event
+            async def on_interaction(interaction: discord.Interaction) -> None:
+                await seen.put(interaction.user)
+
+            @client.event
+            async def on_message(message: discord.Message) -> None:
+                await seen.put(message.author)
+
+            def role_ids(person: discord.Member | discord.User) -> set[str]:
+                assert isinstance(person, discord.Member)
+                return {str(r.id) for r in person.roles if not r.is_default()}
+
+            await fake.slash("anything", {}, user_id=fake.user_id)
+            assert role_ids(await asyncio.wait_for(seen.get(), 5)) == {early, late}
+            await fake.say(fake.channel_id, "hi", user_id=fake.user_id)
+            assert role_ids(await asyncio.wait_for(seen.get(), 5)) == {early, late}
+            await fake.slash("anything", {}, user_id=fake.admin_id)
+            assert role_ids(await asyncio.wait_for(seen.get(), 5)) == {fake.admin_role_id}
+            await fake.say(fake.channel_id, "hello", user_id=bob)
+            author = await asyncio.wait_for(seen.get(), 5)
+            assert str(author.id) == bob and role_ids(author) == set()

@@ -603,3 +603,33 @@ async def test_a_run_whose_record_cannot_be_saved_says_so(env: Env, tmp_path: Pa
         assert STORAGE_PROBLEM in final.text and final.status == "❌ failed"
     finally:
         env.store = await SqliteStore.open(str(tmp_path / "bot.db"))
+
+
+async def test_a_run_ended_by_webhook_is_recorded_once_with_a_last_look_for_its_cost(
+    env: Env,
+) -> None:
+    """The webhook body carries no cost (each::api's documented payload): the one winner of
+    `finish_job` polls once more for `metrics.cost`; three deliveries record one run."""
+    from bot.operator_records import UsageKind
+    from bot.usage import UsageLog
+
+    env.simjobs.repeat_deliveries = True
+    jobs = await env.jobs(job_poll_initial=30.0, job_poll_max=30.0)
+    jobs.usage = UsageLog(env.store)
+    await asyncio.wait_for(
+        jobs.run_prediction(
+            key=KEY, user_id="u1", model="m", prompt="a fox", surface=RecordingSurface()
+        ),
+        timeout=10,
+    )
+    remote = next(iter(env.simjobs.jobs))
+    await until(lambda: len(env.simjobs.deliveries) == 3)
+    assert env.polls(remote) == 2  # the first look, then one for the cost after the webhook
+    (total,) = await env.store.usage_totals("slack", "T1", since=0.0, user_id="u1")
+    assert (total.kind, total.detail, total.count, total.priced) == (
+        UsageKind.RUN,
+        "prediction",
+        1,
+        1,
+    )
+    assert round(total.cost, 2) == 0.03

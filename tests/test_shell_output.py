@@ -128,7 +128,17 @@ async def test_help_lists_every_command(core: Core) -> None:
     shell = Shell(core, out=out)
     await shell.handle_line("/help")
     lines = out.getvalue().splitlines()
-    handled = ["/new", "/sense", "/eco", "/predict", "/workflow", "/help", "/quit"]
+    handled = [
+        "/new",
+        "/sense",
+        "/eco",
+        "/predict",
+        "/workflow",
+        "/usage",
+        "/admin",
+        "/help",
+        "/quit",
+    ]
     for command in handled:
         row = next((line for line in lines if line.strip().startswith(command)), None)
         assert row is not None, command

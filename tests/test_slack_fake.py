@@ -164,10 +164,34 @@ async def test_users_info_admins_and_unknown_method(slack: FakeSlack) -> None:
     assert info.value.response["error"] == "unknown_method"
 
 
+async def test_usergroups_users_list_members_unknown_and_tier_2() -> None:
+    async with FakeSlack(usergroups={"S1": ["U1", "U2"], "S2": []}) as slack:
+        client = client_for(slack, slack.bot_token)
+        assert (await client.usergroups_users_list(usergroup="S1"))["users"] == ["U1", "U2"]
+        assert (await client.usergroups_users_list(usergroup="S2"))["users"] == []
+        slack.usergroups["S2"].append("U3")  # membership changes show at once
+        assert (await client.usergroups_users_list(usergroup="S2"))["users"] == ["U3"]
+        with pytest.raises(SlackApiError) as info:
+            await client.usergroups_users_list(usergroup="S404")
+        assert info.value.response["error"] == "no_such_subteam"
+        # the SDK sends it as a GET with the group in the query string
+        (first, *_) = slack.calls_to("usergroups.users.list")
+        assert first.params["usergroup"] == "S1"
+        # Tier 2: 20 in any minute for the workspace (four were made above)
+        for _ in range(16):
+            await client.usergroups_users_list(usergroup="S1")
+        with pytest.raises(SlackApiError) as info:
+            await client.usergroups_users_list(usergroup="S2")
+        assert info.value.response.status_code == 429
+
+
 async def test_default_limits_are_slack_like() -> None:
     async with FakeSlack() as slack:
         assert (slack.method_limits, slack.channel_post_limit) == slack_like_limits()
-        assert slack.method_limits == {"chat.update": Limit(50, 60.0)}
+        assert slack.method_limits == {
+            "chat.update": Limit(50, 60.0),
+            "usergroups.users.list": Limit(20, 60.0),
+        }
         assert slack.channel_post_limit == Bucket(rate=1.0, burst=3)
         client = client_for(slack, slack.bot_token)
         # chat.postMessage: a burst of three per channel, then about one a second

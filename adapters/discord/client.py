@@ -3,8 +3,11 @@
 Commands, messages and clicks are translated in `translate.py` and handed to
 `bot.commands`. Discord wants an answer within 3 s: a refused command is answered at once,
 eco and Stop are answered in the interaction's own response, everything else is deferred
-first. Threads open from a root message in the channel and the answer goes there as
-ordinary messages, so a long video never depends on the 15-minute interaction token.
+first. A deferred command shows a public "thinking" response, so the core's admission check
+(access lists, quotas) runs before the defer for the commands that defer publicly, and its
+refusal is the private response; `/sense-usage` and `/sense-admin` defer privately.
+Threads open from a root message in the channel and the answer goes there as ordinary
+messages, so a long video never depends on the 15-minute interaction token.
 Buttons are decoded from their `custom_id` in `on_interaction`, so they work across
 restarts. Nothing here decides anything: the core does.
 """
@@ -35,6 +38,9 @@ from bot.tasks import BackgroundTasks
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 60.0
+# deferred with a public "thinking" response: admitted before it, so a refusal stays private
+DEFERRED_PUBLICLY = (CommandName.SENSE, CommandName.PREDICT, CommandName.WORKFLOW)
+DEFERRED_PRIVATELY = (CommandName.USAGE, CommandName.ADMIN)
 NO_MENTIONS = discord.AllowedMentions.none()
 
 # View Channels, Send Messages, Send Messages in Threads, Create Public Threads, Embed Links,
@@ -194,6 +200,12 @@ class DiscordBot:
         """Never asked: every interaction carries the person's permissions (the hint)."""
         return False
 
+    async def roles_of(
+        self, user_id: str, channel: ChannelKey, *, among: frozenset[str]
+    ) -> frozenset[str]:
+        """Never asked: every interaction and guild message carries the member's roles."""
+        return frozenset()
+
     def _learn_upload_limit(self, interaction: discord.Interaction) -> None:
         """Interactions carry the upload limit that applies (boosts included): remember it
         per guild for the surfaces of its threads."""
@@ -217,14 +229,17 @@ class DiscordBot:
         """Every slash command: refused at once, answered directly (eco) or deferred."""
         self._learn_upload_limit(interaction)
         command = to_command(interaction, name, text, **extra)
-        refusal = self._core.commands.precheck(command)
+        commands = self._core.commands
+        refusal = commands.precheck(command)
+        if refusal is None and name in DEFERRED_PUBLICLY:
+            refusal, command = await commands.admit(self, command)
         if refusal is not None:
             await command.reply.tell(refusal)
             return
         if name is CommandName.ECO:  # quick: answered in the interaction's own response
-            await self._core.commands.handle(self, command)
+            await commands.handle(self, command)
             return
-        await interaction.response.defer(thinking=True)
+        await interaction.response.defer(thinking=True, ephemeral=name in DEFERRED_PRIVATELY)
         self._handle(command, f"{name.value}-{interaction.id}")
 
     async def models(self, query: str) -> list[tuple[str, str]]:

@@ -25,7 +25,8 @@ class Handlers(Protocol):
 
 
 def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> None:
-    """Add `/sense`, `/sense-eco`, `/sense-predict` and `/sense-workflow` to `tree`."""
+    """Add `/sense`, `/sense-eco`, `/sense-predict`, `/sense-workflow`, `/sense-usage` and
+    `/sense-admin` to `tree`."""
 
     @tree.command(name="sense", description="Ask each::sense; the answer opens a thread")
     @app_commands.describe(prompt="What to ask or create", mode="eco: faster and cheaper")
@@ -64,3 +65,18 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
         interaction: discord.Interaction, workflow_id: str, inputs: str = ""
     ) -> None:
         await handlers.on_command(interaction, CommandName.WORKFLOW, f"{workflow_id} {inputs}")
+
+    @tree.command(
+        name="sense-usage", description="Your each::sense use today and in the last 30 days"
+    )
+    async def sense_usage(interaction: discord.Interaction) -> None:
+        await handlers.on_command(interaction, CommandName.USAGE, "")
+
+    # No default_permissions: the core's admin rule decides (Manage Channels or BOT_ADMINS),
+    # and hiding the command would also hide it from the ids in BOT_ADMINS.
+    @tree.command(name="sense-admin", description="Admins: who may use each::sense, daily quotas")
+    @app_commands.describe(
+        args="access · access deny user @someone · quota · quota user-turns 20 · help"
+    )
+    async def sense_admin(interaction: discord.Interaction, args: str = "") -> None:
+        await handlers.on_command(interaction, CommandName.ADMIN, args)

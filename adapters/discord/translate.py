@@ -2,7 +2,9 @@
 
 A slash command's options become one argument line (so parsing and its refusals are the
 core's), a message in a thread becomes a `Message`, a button click a `Click`. Each carries a
-`DiscordReply` where the person must be answered through the interaction.
+`DiscordReply` where the person must be answered through the interaction, and the person's
+role ids (every interaction and guild message carries the member's roles), so access rules
+by role need no extra call.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 MAX_IMAGES = 4  # each::sense takes up to 4 reference images
+# A mention of a person (`<@1>`, `<@!1>`), a role (`<@&1>`) or a channel (`<#1>`), as a
+# string option carries it when the person picks one while typing.
+_MENTION = re.compile(r"<(?:@[!&]?|#)(\d+)>")
 NO_MENTIONS = discord.AllowedMentions.none()
 
 
@@ -35,9 +40,35 @@ def parent_of(channel: object) -> discord.TextChannel | None:
     return channel if isinstance(channel, discord.TextChannel) else None
 
 
+def role_ids(person: object) -> frozenset[str]:
+    """A guild member's role ids, without @everyone (which everyone has); none for a user
+    outside a guild (a DM)."""
+    if not isinstance(person, discord.Member):
+        return frozenset()
+    return frozenset(str(role.id) for role in person.roles if not role.is_default())
+
+
+def manages(thread: discord.Thread, person: object) -> bool | None:
+    """Whether a message's author has Manage Channels there (the admin rule of commands),
+    from the cached roles and overwrites; None when that cannot be worked out."""
+    if not isinstance(person, discord.Member):
+        return None
+    try:
+        return thread.permissions_for(person).manage_channels
+    except discord.ClientException:  # the parent channel is not cached
+        return None
+
+
+def ids_in(text: str) -> str:
+    """Mentions as their bare ids, for `/sense-admin`'s arguments (`<@&123>` → `123`)."""
+    return _MENTION.sub(lambda match: match.group(1), text)
+
+
 def to_command(
     interaction: discord.Interaction, name: CommandName, text: str, **extra: Any
 ) -> Command:
+    if name is CommandName.ADMIN:
+        text = ids_in(text)
     parent = parent_of(interaction.channel)
     guild = str(interaction.guild_id or "")
     channel_id = str(parent.id) if parent is not None else str(interaction.channel_id or "")
@@ -50,6 +81,7 @@ def to_command(
         admin=interaction.permissions.manage_channels,
         event_id=str(interaction.id),
         threadable=parent is not None,
+        roles=role_ids(interaction.user),
         **extra,
     )
 
@@ -67,12 +99,15 @@ def to_message(message: discord.Message, *, bot_id: int, reads_content: bool) ->
     images = tuple(
         a.url for a in message.attachments if (a.content_type or "").startswith("image/")
     )[:MAX_IMAGES]
+    author = message.author
     return Message(
         key=ThreadKey(PLATFORM, str(message.guild.id), str(channel.parent_id), str(channel.id)),
-        user_id=str(message.author.id),
+        user_id=str(author.id),
         text=strip_mention(message.content, bot_id),
         message_id=str(message.id),
         image_urls=images,
+        admin=manages(channel, author),
+        roles=role_ids(author),
     )
 
 
@@ -92,6 +127,7 @@ def to_click(interaction: discord.Interaction) -> Click | None:
         value=value,
         reply=DiscordReply(interaction, edit_original=False),
         event_id=str(interaction.id),
+        roles=role_ids(interaction.user),
     )
 
 

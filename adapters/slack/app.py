@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import commands
 from adapters.slack.errors import slack_errors
+from adapters.slack.groups import UserGroups
 from adapters.slack.ratelimit import SlackLimiter
 from adapters.slack.surface import SlackSurface, StreamingSwitch, render, to_mrkdwn
 from adapters.slack.text import user_ids_in
@@ -71,6 +72,7 @@ class SlackBot:
         self._started = False
         self.events_seen = 0
         self._name_cache: dict[str, str] = {}
+        self.groups = UserGroups(self.client, ttl=settings.access_roles_cache_seconds)
         secret = settings.slack_signing_secret
         self.app = AsyncApp(
             client=self.client,
@@ -169,6 +171,13 @@ class SlackBot:
         with slack_errors():
             user = (await self.client.users_info(user=user_id)).get("user") or {}
         return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+
+    async def roles_of(
+        self, user_id: str, channel: ChannelKey, *, among: frozenset[str]
+    ) -> frozenset[str]:
+        """The user groups among `among` the person is in (`usergroups.users.list`, cached):
+        Slack payloads do not carry them."""
+        return await self.groups.of(user_id, among)
 
     # --- wiring --------------------------------------------------------------------------
 

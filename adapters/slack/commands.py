@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from adapters.slack.text import unescape
+from adapters.slack.text import unescape, with_ids
 from bot.buttons import decode_button
 from bot.models import ChannelKey, Click, Command, CommandName, Message, ThreadKey
 
@@ -48,11 +48,12 @@ def to_command(
     except ValueError:
         return None
     channel = ChannelKey(PLATFORM, team_of(body), str(body.get("channel_id") or ""))
+    raw = body.get("text") or ""
     return Command(
         name=name,
         channel=channel,
         user_id=str(body.get("user_id") or ""),
-        text=unescape(body.get("text") or "", names=names or {}),
+        text=with_ids(raw) if name is CommandName.ADMIN else unescape(raw, names=names or {}),
         reply=reply,
     )
 

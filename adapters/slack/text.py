@@ -47,6 +47,26 @@ def unescape(text: str, *, names: Mapping[str, str]) -> str:
     return _PIECE.sub(piece, text)
 
 
+def with_ids(text: str) -> str:
+    """`text` with people, channels and user groups as their bare ids (`<@U1|ann>` → `U1`,
+    `<#C1|general>` → `C1`, `<!subteam^S1|@design>` → `S1`), the rest as `unescape` reads it:
+    what `/sense-admin` needs, since its arguments name ids (its manifest entry asks Slack to
+    send them, `should_escape: true`)."""
+
+    def piece(match: re.Match[str]) -> str:
+        entity = match.group(2)
+        if entity is not None:
+            return _ENTITIES[entity]
+        target = _plain(match.group(1).partition("|")[0])
+        if target[:1] in ("@", "#"):
+            return target[1:]
+        if target.startswith("!subteam^"):
+            return target.removeprefix("!subteam^")
+        return _token(match.group(1), {})
+
+    return _PIECE.sub(piece, text)
+
+
 def user_ids_in(text: str) -> set[str]:
     """The ids of every user mentioned (`<@U123>` or `<@U123|name>`) in Slack message text."""
     return {match.group(1) for match in _USER.finditer(text)}

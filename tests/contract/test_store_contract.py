@@ -23,19 +23,33 @@ from bot.models import (
     TurnStatus,
 )
 from bot.ports import (
+    AccessStore,
     BudgetStore,
     ChannelStore,
     EventStore,
     JobStore,
     LeaseStore,
+    QuotaStore,
     ReplicaStore,
     Store,
     ThreadStore,
+    UsageStore,
 )
 from tests.contract.conftest import Database
 
 KEY = ThreadKey("slack", "T1", "C1", "1700000000.000100")
-ROLES = (ThreadStore, ChannelStore, EventStore, JobStore, ReplicaStore, LeaseStore, BudgetStore)
+ROLES = (
+    ThreadStore,
+    ChannelStore,
+    EventStore,
+    JobStore,
+    ReplicaStore,
+    LeaseStore,
+    UsageStore,  # the operator roles' own contract: test_operator_store_contract.py
+    QuotaStore,
+    AccessStore,
+    BudgetStore,
+)
 
 
 def _thread(n: int = 0, *, mode: str | None = None) -> ThreadRecord:

@@ -67,6 +67,12 @@ Gateway
   MESSAGE_DELETE, author = the bot user with `bot: true`; `echoes` records them
   [test_own_messages_are_echoed_over_the_gateway, test_discord_echo_can_be_turned_off].
 
+Members and roles: a member's role ids travel in every interaction's `member.roles` and every
+guild message's `member.roles`, as on Discord; `add_role()` makes a role (in GUILD_CREATE for
+clients that connect later, GUILD_ROLE_CREATE for those connected, so discord.py knows it),
+`give_role()` gives one to a person, `add_member()` adds a person to the guild
+[test_member_roles_reach_discord_py_in_interactions_and_messages].
+
 Helpers: `say()` (a person posts, mentions parsed), `open_dm()`, `slash()`, `autocomplete()`,
 `click()`, `dispatch()`, `add_text_channel()`, `deny()` / `allow()`, `wait_for()`,
 `wait_connected()`, `request_reconnect()`, `invalidate_session()`, `drop_gateway()`,
@@ -309,6 +315,8 @@ class FakeDiscord:
             self.admin_id: _user(self.admin_id, "admin"),
             self.user_id: _user(self.user_id, "alice"),
         }
+        self.roles: dict[str, dict[str, Any]] = {}  # roles besides @everyone and the admin's
+        self.member_roles: dict[str, list[str]] = {}  # user id -> the roles `give_role` gave
         self.channels: dict[str, dict[str, Any]] = {self.channel_id: self._text_channel()}
         self.messages: dict[str, dict[str, Any]] = {}
         self.interactions: dict[str, FakeInteraction] = {}
@@ -640,8 +648,37 @@ class FakeDiscord:
         self.echoes.append({"t": event, "d": data})
         await self.dispatch(event, data)
 
+    async def add_role(self, name: str) -> str:
+        """A role in the guild with no permissions of its own; returns its id."""
+        role = {
+            "id": self.new_id(),
+            "name": name,
+            "permissions": "0",
+            "position": 2 + len(self.roles),
+            "color": 0,
+            "hoist": False,
+            "managed": False,
+            "mentionable": True,
+            "flags": 0,
+        }
+        self.roles[role["id"]] = role
+        await self.dispatch("GUILD_ROLE_CREATE", {"guild_id": self.guild_id, "role": role})
+        return str(role["id"])
+
+    def give_role(self, user_id: str, role_id: str) -> None:
+        """The person has the role from now on (in the payloads of their interactions and
+        messages)."""
+        self.member_roles.setdefault(user_id, []).append(role_id)
+
+    def add_member(self, name: str) -> str:
+        """Another person in the guild; returns their id."""
+        user_id = self.new_id()
+        self.users[user_id] = _user(user_id, name)
+        return user_id
+
     def member(self, user_id: str) -> dict[str, Any]:
         roles = [self.admin_role_id] if user_id == self.admin_id else []
+        roles += self.member_roles.get(user_id, [])
         return {
             "user": self.users[user_id],
             "roles": roles,
@@ -837,7 +874,7 @@ class FakeDiscord:
             "member_count": 3,
             "large": False,
             "premium_tier": 0,
-            "roles": [everyone, admin],
+            "roles": [everyone, admin, *self.roles.values()],
             "emojis": [],
             "stickers": [],
             "features": [],

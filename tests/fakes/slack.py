@@ -24,6 +24,10 @@ the real slack_sdk / slack_bolt; the tests are named in brackets, Web API ones i
   URL → `files.completeUploadExternal`), storing the uploaded bytes
   [test_files_upload_v2_stores_the_bytes]; the `chat.*Stream` methods
   [test_native_stream_methods].
+- user groups (`usergroups`, group id → member ids): `usergroups.users.list` answers
+  `{ok, users: [...]}` as Slack does, `no_such_subteam` for an unknown group, and is Tier 2
+  (20 a minute per workspace) like Slack, so a bot that looks up groups per message is
+  rate-limited here too [test_usergroups_users_list_members_unknown_and_tier_2].
 
 Delivering to the app, as Slack does (`tests/test_slack_delivery_fake.py`):
 
@@ -113,9 +117,14 @@ Rule = Limit | Bucket
 
 def slack_like_limits() -> tuple[dict[str, Rule], Rule]:
     """Limits shaped like Slack's published tiers (the fake's defaults): `chat.update` is
-    Tier 3, about 50 a minute per workspace, bursts allowed (any 50 in 60 s); `chat.postMessage`
-    is about one a second per channel with short bursts (a bucket of 3, 1 a second)."""
-    return {"chat.update": Limit(50, 60.0)}, Bucket(rate=1.0, burst=3)
+    Tier 3, about 50 a minute per workspace, bursts allowed (any 50 in 60 s), and
+    `usergroups.users.list` Tier 2, 20 a minute; `chat.postMessage` is about one a second per
+    channel with short bursts (a bucket of 3, 1 a second)."""
+    methods: dict[str, Rule] = {
+        "chat.update": Limit(50, 60.0),
+        "usergroups.users.list": Limit(20, 60.0),
+    }
+    return methods, Bucket(rate=1.0, burst=3)
 
 
 _SLACK_LIKE: Any = object()  # "not given": use slack_like_limits()
@@ -260,6 +269,7 @@ class FakeSlack:
         bot_id: str = "BBOT",
         app_id: str = "A0APP",
         admins: Iterable[str] = (),
+        usergroups: dict[str, Iterable[str]] | None = None,
         limits: bool = True,
         method_limits: dict[str, Rule] | None = None,
         channel_post_limit: Rule | None = _SLACK_LIKE,
@@ -274,6 +284,10 @@ class FakeSlack:
         self.bot_id = bot_id
         self.app_id = app_id
         self.admins: set[str] = set(admins)
+        # user group id -> member ids (`usergroups.users.list`); a test may change it any time
+        self.usergroups: dict[str, list[str]] = {
+            group: list(members) for group, members in (usergroups or {}).items()
+        }
         default_methods, default_post = slack_like_limits() if limits else ({}, None)
         self.method_limits: dict[str, Rule] = dict(
             default_methods if method_limits is None else method_limits
@@ -997,6 +1011,14 @@ class FakeSlack:
                 "is_primary_owner": False,
             },
         }
+
+    def _m_usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = params.get("usergroup")
+        if not group:
+            return {"ok": False, "error": "invalid_arguments"}
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
 
     def _m_reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
         self.reactions.append(
