@@ -143,8 +143,9 @@ class StatusKeeper:
                     await self._wake.wait()
             self._wake.clear()
             changed = self._wanted != self._sent
-            if changed and self._sent:  # a new line, not a lost one: no faster than the interval
-                gap = self._sent_at + self._min_interval - self._clock()
+            if changed and self._sent:  # a new line, not a lost one: no faster than the
+                # interval, and never later than the refresh the shown one needs
+                gap = self._sent_at + min(self._min_interval, refresh) - self._clock()
                 if gap > 0:
                     await asyncio.sleep(gap)
             if self._closed or not self._wanted:
