@@ -135,25 +135,31 @@ class StatusKeeper:
             self._task = asyncio.create_task(self._run(), name="status-keeper")
 
     async def _run(self) -> None:
+        """Show the wanted line when it is due: at once when nothing is shown (never yet, or
+        a post cleared it), a new line no sooner than `min_interval` after the last (and never
+        later than the refresh), an unchanged one again at the refresh."""
         refresh = max(0.05, self.inner.status_lifetime * REFRESH_SHARE)
         while not self._closed:
-            timeout = max(0.0, self._sent_at + refresh - self._clock()) if self._sent else None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
-            self._wake.clear()
-            changed = self._wanted != self._sent
-            if changed and self._sent:  # a new line, not a lost one: no faster than the
-                # interval, and never later than the refresh the shown one needs
-                gap = self._sent_at + min(self._min_interval, refresh) - self._clock()
-                if gap > 0:
-                    await asyncio.sleep(gap)
-            if self._closed or not self._wanted:
+            self._wake.clear()  # before looking: news from now on wakes the wait below
+            due = self._due(refresh)
+            if due is None or due > self._clock():
+                timeout = None if due is None else due - self._clock()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
                 continue
-            stale = self._clock() - self._sent_at >= refresh
-            if self._wanted != self._sent or stale:
-                if not await self._show(self._wanted):
-                    return
+            if not await self._show(self._wanted):
+                return
+
+    def _due(self, refresh: float) -> float | None:
+        """When the wanted line should be shown next (None: nothing to show)."""
+        if not self._wanted:
+            return None
+        if not self._sent:
+            return float("-inf")
+        if self._wanted != self._sent:
+            return self._sent_at + min(self._min_interval, refresh)
+        return self._sent_at + refresh
 
     async def _show(self, text: str) -> bool:
         try:
