@@ -44,6 +44,7 @@ from bot.models import (
 )
 from bot.operators import Operators
 from bot.ports import Platform, Reply, Surface
+from bot.status import keep_status, release, set_title
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class Commands:
             self._arguments(command)
         except InputError as err:
             return "⚠️ " + err.user_message
-        if not command.threadable and command.name not in THREADLESS:
+        if not command.threadable and command.place is None and command.name not in THREADLESS:
             return NOT_HERE
         return None
 
@@ -172,12 +173,29 @@ class Commands:
     async def _open(
         self, platform: Platform, command: Command, *, root: View, title: str
     ) -> ThreadKey | None:
-        """The command's thread, or None after telling the person why not."""
+        """The command's thread, or None after telling the person why not. Where no thread
+        can open, the conversation the adapter named (`Command.place`) begins with `root`."""
+        if not command.threadable and command.place is not None:
+            return await self._begin_here(platform, command, command.place, root=root)
         name = " ".join(title.split())[:TITLE_MAX] or "each::sense"
         try:
             key = await platform.open_thread(command.channel, root=root, title=name)
         except PlatformError as err:
             log.warning("%s: no thread in %s: %s", platform.name, command.channel, err.detail)
+            await command.reply.tell("⚠️ " + err.user_message)
+            return None
+        await command.reply.opened(key)
+        return key
+
+    async def _begin_here(
+        self, platform: Platform, command: Command, key: ThreadKey, *, root: View
+    ) -> ThreadKey | None:
+        """A new session in a conversation without threads (a DM): `root` marks where it
+        begins; the turn that follows starts a new session there (`Turn.new_thread`)."""
+        try:
+            await platform.surface(key, user_id=command.user_id).post(root)
+        except BotError as err:
+            log.warning("%s: cannot answer in %s: %s", platform.name, key, err.detail)
             await command.reply.tell("⚠️ " + err.user_message)
             return None
         await command.reply.opened(key)
@@ -219,7 +237,7 @@ class Commands:
         key = await self._open(platform, command, root=root, title=f"{model}: {prompt}")
         if key is None:
             return
-        surface = platform.surface(key, user_id=command.user_id)
+        surface = keep_status(platform.surface(key, user_id=command.user_id))
         await self._job(
             surface,
             command.user_id,
@@ -237,7 +255,7 @@ class Commands:
         key = await self._open(platform, command, root=root, title=f"workflow {workflow_id}")
         if key is None:
             return
-        surface = platform.surface(key, user_id=command.user_id)
+        surface = keep_status(platform.surface(key, user_id=command.user_id))
         await self._job(
             surface,
             command.user_id,
@@ -259,6 +277,8 @@ class Commands:
                 await run()
         except BotError as err:
             await self.conversations.say(surface, "⚠️ " + err.user_message)
+        finally:
+            await release(surface)
 
     # --- messages ---------------------------------------------------------------------
 
@@ -278,7 +298,10 @@ class Commands:
             new_thread=new_thread,
             image_urls=message.image_urls,
         )
-        await self.conversations.run(turn, platform.surface(message.key, user_id=message.user_id))
+        surface = platform.surface(message.key, user_id=message.user_id)
+        if new_thread and not message.top_level:  # a thread that exists already begins here
+            await set_title(surface, message.text)
+        await self.conversations.run(turn, surface)
 
     async def _answers(self, message: Message) -> bool | None:
         """None: not for us. Else whether the answer starts a new session.

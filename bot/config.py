@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     slack_native_streaming: bool = False
+    # offered when a person opens the assistant (at most 4, separated by `|`)
+    slack_suggested_prompts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [
+            "Draw a lighthouse at dawn",
+            "Make a 5 second video of ocean waves",
+            "What can you make for me?",
+        ]
+    )
 
     # Discord
     discord_token: SecretStr | None = None
@@ -126,6 +134,15 @@ class Settings(BaseSettings):
     @classmethod
     def _access_csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("slack_suggested_prompts", mode="before")
+    @classmethod
+    def _prompts(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split("|") if part.strip()]
+        if isinstance(value, list) and len(value) > 4:
+            raise ValueError(f"Slack shows at most 4 suggested prompts, not {len(value)}")
+        return value
 
     @property
     def has_eachsense_key(self) -> bool:

@@ -46,6 +46,7 @@ from bot.pacing import EditBudget
 from bot.ports import Store, Surface
 from bot.render import ReplyRenderer
 from bot.replicas import Coordinator
+from bot.status import keep_status, release
 from bot.usage import UsageLog
 
 log = logging.getLogger(__name__)
@@ -245,6 +246,7 @@ class Conversations:
         self, turn: Turn, prompt: str, record: ThreadRecord, surface: Surface, *, arrived: float
     ) -> None:
         mode = await self.mode_for(turn.key.channel_key, record.mode)
+        surface = keep_status(surface)  # where the thread has a status place, keep it current
         turn_id = uuid.uuid4().hex[:20]
         await self.store.begin_turn(
             TurnRecord(
@@ -279,6 +281,7 @@ class Conversations:
             self._running.pop(turn_id, None)
             if me is not None:
                 self._turn_tasks.discard(me)
+            await release(surface)
             with contextlib.suppress(Exception):
                 now = self._clock()
                 await self.store.finish_turn(turn_id, status=status, at=now)

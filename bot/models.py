@@ -93,7 +93,10 @@ class Command:
     admin: bool | None = None
     event_id: str | None = None
     image_urls: tuple[str, ...] = ()
-    threadable: bool = True  # False where no thread can open (Discord DMs for now)
+    threadable: bool = True  # False where no thread can open (a DM, a channel the bot is not in)
+    # Where the conversation goes when no thread can open (the adapter names it: a DM's
+    # conversation, or one answered through the command's own interaction); None refuses.
+    place: ThreadKey | None = None
     # The person's role or group ids when the payload carries them (None: ask the platform,
     # and only if an access rule names roles); `admitted`: the access and quota check
     # already passed before the platform was answered (`Commands.admit`).
@@ -340,6 +343,16 @@ class TurnRecord:
     # The replica running the turn; a restart interrupts only turns whose owner stopped
     # beating (None: recorded before replicas had ids, or by a single-process bot).
     owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    """One of a person's recent threads: where it is, what it began with, when they last
+    used it (their latest turn or run there)."""
+
+    key: ThreadKey
+    title: str
+    last_at: float
 
 
 @dataclass(frozen=True, slots=True)

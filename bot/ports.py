@@ -9,7 +9,7 @@ platform or a new database should be an afternoon's work.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import aiohttp
@@ -27,6 +27,7 @@ from bot.models import (
     SurfaceLimits,
     ThreadKey,
     ThreadRecord,
+    ThreadSummary,
     TurnRecord,
     TurnStatus,
     View,
@@ -72,6 +73,32 @@ class Surface(Protocol):
 
     async def post_link(self, url: str, *, kind: str, reason: str) -> None:
         """Show a generated file by link when it cannot be uploaded (`reason` says why)."""
+        ...
+
+
+@runtime_checkable
+class StatusSurface(Protocol):
+    """A surface that can also show what a turn is doing outside its messages (an assistant
+    thread's "is thinking…" line). Optional: the core looks for it (`bot.status`) and keeps the
+    line current, refreshing it before the platform drops it."""
+
+    @property
+    def status_lifetime(self) -> float:
+        """Seconds the platform keeps a status before clearing it by itself."""
+        ...
+
+    async def show_status(self, text: str) -> None:
+        """Show `text` as the thread's status; "" clears it. May raise `BotError`."""
+        ...
+
+
+@runtime_checkable
+class TitledSurface(Protocol):
+    """A surface whose thread has a title the bot sets (an assistant thread); optional.
+    Platforms that name a thread when it opens (`Platform.open_thread`) need none."""
+
+    async def set_title(self, title: str) -> None:
+        """Give the thread this title. May raise `BotError`."""
         ...
 
 
@@ -443,6 +470,27 @@ class AccessStore(Protocol):
         ...
 
 
+class HistoryStore(Protocol):
+    """What one person did, for a page about them (Slack's App Home): their recent threads
+    and how many turns they ran. Read-only over the turns and jobs already recorded."""
+
+    async def recent_threads(
+        self, platform: str, workspace: str, user_id: str, *, limit: int
+    ) -> list[ThreadSummary]:
+        """The threads where `user_id` began a turn or a run in this workspace, newest first
+        by their latest one there (ties: channel, then thread), at most `limit`. `title` is
+        the thread's first prompt (or, with no turn, its first run's title), at most 200
+        characters; `last_at` is when the person's latest turn or run there started."""
+        ...
+
+    async def turn_counts(
+        self, platform: str, workspace: str, user_id: str, *, since: Sequence[float]
+    ) -> list[int]:
+        """For each cut-off in `since`, how many turns `user_id` began in this workspace at
+        or after it (whatever became of them), in the same order."""
+        ...
+
+
 class Store(
     ThreadStore,
     ChannelStore,
@@ -454,6 +502,7 @@ class Store(
     QuotaStore,
     AccessStore,
     BudgetStore,
+    HistoryStore,
     Protocol,
 ):
     """All durable state, every role in one object, as `storage.open_store` returns it.

@@ -30,6 +30,7 @@ from bot.models import (
     JobStatus,
     ThreadKey,
     ThreadRecord,
+    ThreadSummary,
     TurnRecord,
     TurnStatus,
 )
@@ -74,6 +75,8 @@ _THREAD_COLUMNS = (
 _SAVE_THREAD = _upsert("threads", _THREAD_COLUMNS, "platform, workspace, channel, thread")
 _BEGIN_TURN = _upsert("turns", TURN_COLUMNS, "id")
 _SAVE_JOB = _upsert("jobs", JOB_COLUMNS, "id")
+# ids order byte-wise, as in SQLite, whatever the database's collation
+_RECENT_THREADS = records.recent_threads_sql("$", collate='COLLATE "C"')
 
 
 class PostgresStore(PostgresOperators):
@@ -372,6 +375,31 @@ class PostgresStore(PostgresOperators):
             now,
         )
         return int(count)
+
+    # --- history ----------------------------------------------------------------------------
+
+    async def recent_threads(
+        self, platform: str, workspace: str, user_id: str, *, limit: int
+    ) -> list[ThreadSummary]:
+        who = (platform, workspace, user_id)
+        rows = await self._pool.fetch(_RECENT_THREADS, *who, *who, max(0, limit))
+        return [records.summary_from_row(row) for row in rows]
+
+    async def turn_counts(
+        self, platform: str, workspace: str, user_id: str, *, since: Sequence[float]
+    ) -> list[int]:
+        cutoffs = [float(cut) for cut in since]
+        if not cutoffs:
+            return []
+        row = await self._pool.fetchrow(
+            records.turn_counts_sql("$", len(cutoffs)),
+            *cutoffs,
+            platform,
+            workspace,
+            user_id,
+            min(cutoffs),
+        )
+        return [int(value) for value in row]
 
 
 async def _apply_pending(conn: Any, migrations: Sequence[tuple[int, str]]) -> list[int]:

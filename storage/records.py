@@ -12,7 +12,16 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any, Literal
 
-from bot.models import JobKind, JobRecord, JobStatus, Mode, ThreadKey, TurnRecord, TurnStatus
+from bot.models import (
+    JobKind,
+    JobRecord,
+    JobStatus,
+    Mode,
+    ThreadKey,
+    ThreadSummary,
+    TurnRecord,
+    TurnStatus,
+)
 
 Engine = Literal["sqlite", "postgres"]
 
@@ -24,6 +33,67 @@ JOB_COLUMNS = (
     "id, kind, remote_id, platform, workspace, channel, thread, user_id, webhook_secret, "
     "status, title, message_id, created_at, finished_at, output, error, owner"
 )
+
+TITLE_CHARS = 200  # a thread summary's title: the start of its first prompt
+
+# A person's threads, newest first (`HistoryStore.recent_threads`), written once for both
+# engines: `{p}` is the engine's placeholder for the n-th parameter, in the order
+# (platform, workspace, user_id) twice, then the limit.
+RECENT_THREADS = """
+SELECT a.platform, a.workspace, a.channel, a.thread, MAX(a.at) AS last_at,
+    COALESCE(
+        (SELECT substr(t.prompt, 1, {chars}) FROM turns t
+         WHERE t.platform = a.platform AND t.workspace = a.workspace
+           AND t.channel = a.channel AND t.thread = a.thread
+         ORDER BY t.started_at, t.id LIMIT 1),
+        (SELECT substr(j.title, 1, {chars}) FROM jobs j
+         WHERE j.platform = a.platform AND j.workspace = a.workspace
+           AND j.channel = a.channel AND j.thread = a.thread
+         ORDER BY j.created_at, j.id LIMIT 1),
+        '') AS title
+FROM (
+    SELECT platform, workspace, channel, thread, started_at AS at FROM turns
+    WHERE platform = {p1} AND workspace = {p2} AND user_id = {p3}
+    UNION ALL
+    SELECT platform, workspace, channel, thread, created_at AS at FROM jobs
+    WHERE platform = {p4} AND workspace = {p5} AND user_id = {p6}
+) a
+GROUP BY a.platform, a.workspace, a.channel, a.thread
+ORDER BY last_at DESC, a.channel {collate}, a.thread {collate}
+LIMIT {p7}
+"""
+
+
+def recent_threads_sql(placeholder: str, *, collate: str = "") -> str:
+    """`RECENT_THREADS` for an engine: `placeholder` is `?` or `$` (numbered)."""
+    marks = {f"p{n}": "?" if placeholder == "?" else f"${n}" for n in range(1, 8)}
+    return RECENT_THREADS.format(chars=TITLE_CHARS, collate=collate, **marks)
+
+
+def turn_counts_sql(placeholder: str, cutoffs: int) -> str:
+    """One pass over a person's turns counting those at or after each of `cutoffs` cut-offs;
+    parameters: the cut-offs, then platform, workspace, user_id, then the earliest cut-off."""
+
+    def mark(n: int) -> str:
+        return "?" if placeholder == "?" else f"${n}"
+
+    sums = ", ".join(
+        f"COALESCE(SUM(CASE WHEN started_at >= {mark(n)} THEN 1 ELSE 0 END), 0)"
+        for n in range(1, cutoffs + 1)
+    )
+    n = cutoffs
+    return (
+        f"SELECT {sums} FROM turns WHERE platform = {mark(n + 1)} AND workspace = {mark(n + 2)} "
+        f"AND user_id = {mark(n + 3)} AND started_at >= {mark(n + 4)}"
+    )
+
+
+def summary_from_row(row: Sequence[Any]) -> ThreadSummary:
+    """A row of `RECENT_THREADS`."""
+    return ThreadSummary(
+        key=ThreadKey(row[0], row[1], row[2], row[3]), title=row[5] or "", last_at=row[4]
+    )
+
 
 _MIGRATION_NAME = re.compile(r"^(\d+)_[\w-]+\.sql$")
 

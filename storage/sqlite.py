@@ -32,6 +32,7 @@ from bot.models import (
     JobStatus,
     ThreadKey,
     ThreadRecord,
+    ThreadSummary,
     TurnRecord,
     TurnStatus,
 )
@@ -394,6 +395,27 @@ class SqliteStore(SqliteOperators):
             (prefix, prefix, now),
         )
         return int(row[0])
+
+    # --- history ----------------------------------------------------------------------------
+
+    async def recent_threads(
+        self, platform: str, workspace: str, user_id: str, *, limit: int
+    ) -> list[ThreadSummary]:
+        who = (platform, workspace, user_id)
+        rows = await self._all(records.recent_threads_sql("?"), (*who, *who, max(0, limit)))
+        return [records.summary_from_row(row) for row in rows]
+
+    async def turn_counts(
+        self, platform: str, workspace: str, user_id: str, *, since: Sequence[float]
+    ) -> list[int]:
+        cutoffs = list(since)
+        if not cutoffs:
+            return []
+        row = await self._one(
+            records.turn_counts_sql("?", len(cutoffs)),
+            (*cutoffs, platform, workspace, user_id, min(cutoffs)),
+        )
+        return [int(value) for value in row]
 
     # --- plumbing ---------------------------------------------------------------------------
 

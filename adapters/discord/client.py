@@ -1,15 +1,17 @@
 """The Discord adapter: discord.py in front of the core's command flow (`Platform` port).
 
 Commands, messages and clicks are translated in `translate.py` and handed to
-`bot.commands`. Discord wants an answer within 3 s: a refused command is answered at once,
-eco and Stop are answered in the interaction's own response, everything else is deferred
-first. A deferred command shows a public "thinking" response, so the core's admission check
+`bot.commands`. Commands work in DMs and as a user-installed app; where no thread can open
+the conversation goes on in the DM or through the interaction (`dms.py`). Discord wants
+an answer within 3 s: a refused command is answered at once, eco and Stop are answered in
+the interaction's own response, everything else is deferred first. Threads open from a
+root message in the channel and the answer goes there as ordinary messages, so a long
+video never depends on the 15-minute interaction token. Buttons are decoded from their
+`custom_id` in `on_interaction`, so they work across restarts. Nothing here decides
+anything: the core does.
+A deferred command shows a public "thinking" response, so the core's admission check
 (access lists, quotas) runs before the defer for the commands that defer publicly, and its
 refusal is the private response; `/sense-usage` and `/sense-admin` defer privately.
-Threads open from a root message in the channel and the answer goes there as ordinary
-messages, so a long video never depends on the 15-minute interaction token.
-Buttons are decoded from their `custom_id` in `on_interaction`, so they work across
-restarts. Nothing here decides anything: the core does.
 """
 
 from __future__ import annotations
@@ -23,11 +25,19 @@ import discord
 from discord import app_commands
 
 from adapters.discord.commands import register_commands
+from adapters.discord.dms import DMSurface, InteractionSurface, Places
 from adapters.discord.endpoints import use_endpoints
 from adapters.discord.errors import discord_errors
 from adapters.discord.ratelimit import ChannelLimiter, paid, route_through
 from adapters.discord.surface import DEFAULT_UPLOAD_LIMIT, DiscordSurface
-from adapters.discord.translate import PLATFORM, to_click, to_command, to_message
+from adapters.discord.translate import (
+    PLATFORM,
+    is_dm,
+    is_via,
+    to_click,
+    to_command,
+    to_message,
+)
 from adapters.discord.views import content_of
 from bot.config import Settings
 from bot.core import Core
@@ -71,6 +81,7 @@ def intents_for(settings: Settings) -> discord.Intents:
     intents = discord.Intents.none()
     intents.guilds = True
     intents.guild_messages = True
+    intents.dm_messages = True  # DMs continue their conversation (content comes with them)
     intents.message_content = settings.discord_message_content
     return intents
 
@@ -104,6 +115,8 @@ class DiscordBot:
         route_through(self.client.http, self.limiter)
         self._tasks = BackgroundTasks("discord")
         self._upload_limits: dict[str, int] = {}
+        # conversations answered through interactions (DMs and places the bot is not in)
+        self.places = Places(self.client)
         self._connection: asyncio.Task[None] | None = None
         self.client.on_message = self._on_message  # type: ignore[attr-defined]
         self.client.on_interaction = self._on_interaction  # type: ignore[attr-defined]
@@ -167,7 +180,15 @@ class DiscordBot:
         return self.client.is_ready() and not self.client.is_closed()
 
     def surface(self, key: ThreadKey, *, user_id: str | None = None) -> DiscordSurface:
-        """The surface of one of our threads; uploads up to the guild's limit."""
+        """The surface of one of our threads (uploads up to the guild's limit), of a DM, or
+        of a conversation answered through its interactions (`dms.py`)."""
+        if is_via(key):
+            place = self.places.get(key)
+            return InteractionSurface(
+                client=self.client, key=key, limiter=self.limiter, places=self.places, place=place
+            )
+        if is_dm(key):
+            return DMSurface(client=self.client, key=key, limiter=self.limiter)
         upload_limit = self._upload_limits.get(key.workspace)
         if upload_limit is None:
             guild = self.client.get_guild(int(key.workspace))
@@ -229,6 +250,8 @@ class DiscordBot:
         """Every slash command: refused at once, answered directly (eco) or deferred."""
         self._learn_upload_limit(interaction)
         command = to_command(interaction, name, text, **extra)
+        if command.place is not None and is_via(command.place):
+            self.places.note(command.place, interaction)
         commands = self._core.commands
         refusal = commands.precheck(command)
         if refusal is None and name in DEFERRED_PUBLICLY:
@@ -268,6 +291,8 @@ class DiscordBot:
         click = to_click(interaction)
         if click is None:
             return
+        if is_via(click.key):  # a click is a fresh interaction: its token answers from now on
+            self.places.note(click.key, interaction)
         self._learn_upload_limit(interaction)
         if click.action is ButtonAction.STOP:  # quick: answered in the click's response
             await self._core.commands.handle(self, click)

@@ -16,6 +16,14 @@ from bot.models import CommandName
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 
 
+def everywhere(command: Any) -> Any:
+    """Usable in servers, in DMs with the bot and in private channels, as a server's app
+    and as a person's own (user-installed) app. Discord leaves user installs out unless
+    they are asked for (`integration_types`), so both are set explicitly."""
+    command = app_commands.allowed_installs(guilds=True, users=True)(command)
+    return app_commands.allowed_contexts(guilds=True, dms=True, private_channels=True)(command)
+
+
 class Handlers(Protocol):
     async def on_command(
         self, interaction: discord.Interaction, name: CommandName, text: str, **extra: Any
@@ -29,6 +37,7 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
     `/sense-admin` to `tree`."""
 
     @tree.command(name="sense", description="Ask each::sense; the answer opens a thread")
+    @everywhere
     @app_commands.describe(prompt="What to ask or create", mode="eco: faster and cheaper")
     async def sense(
         interaction: discord.Interaction,
@@ -38,6 +47,7 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
         await handlers.on_command(interaction, CommandName.SENSE, prompt, mode=mode)
 
     @tree.command(name="sense-eco", description="Eco mode for this channel: on, off or status")
+    @everywhere
     @app_commands.describe(action="on and off need Manage Channels")
     async def sense_eco(
         interaction: discord.Interaction, action: Literal["on", "off", "status"] = "status"
@@ -45,6 +55,7 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
         await handlers.on_command(interaction, CommandName.ECO, action)
 
     @tree.command(name="sense-predict", description="Run one Eachlabs model on a prompt")
+    @everywhere
     @app_commands.describe(model="The model's slug", prompt="The model's prompt")
     async def sense_predict(interaction: discord.Interaction, model: str, prompt: str) -> None:
         await handlers.on_command(interaction, CommandName.PREDICT, f"{model} {prompt}")
@@ -60,6 +71,7 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
         ]
 
     @tree.command(name="sense-workflow", description="Run an Eachlabs workflow")
+    @everywhere
     @app_commands.describe(workflow_id="The workflow's id", inputs="key=value pairs")
     async def sense_workflow(
         interaction: discord.Interaction, workflow_id: str, inputs: str = ""
@@ -69,12 +81,14 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
     @tree.command(
         name="sense-usage", description="Your each::sense use today and in the last 30 days"
     )
+    @everywhere
     async def sense_usage(interaction: discord.Interaction) -> None:
         await handlers.on_command(interaction, CommandName.USAGE, "")
 
     # No default_permissions: the core's admin rule decides (Manage Channels or BOT_ADMINS),
     # and hiding the command would also hide it from the ids in BOT_ADMINS.
     @tree.command(name="sense-admin", description="Admins: who may use each::sense, daily quotas")
+    @everywhere
     @app_commands.describe(
         args="access · access deny user @someone · quota · quota user-turns 20 · help"
     )

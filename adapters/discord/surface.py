@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import discord
 
@@ -58,11 +59,30 @@ class DiscordSurface:
         self.key = key
         self._limiter = limiter
         self._upload_limit = upload_limit
-        self._channel = client.get_partial_messageable(
-            int(key.thread), guild_id=int(key.workspace), type=discord.ChannelType.public_thread
-        )
+        self._channel = self._messageable(client, key)
+        self._bucket = self._channel_id(key)  # the limiter's window: the channel written to
         self._pending: dict[str, _PendingEdit] = {}
         self._send_lock = asyncio.Lock()
+
+    # Where messages go; the DM and interaction surfaces (`dms.py`) override these three.
+
+    def _messageable(self, client: discord.Client, key: ThreadKey) -> discord.PartialMessageable:
+        return client.get_partial_messageable(
+            int(key.thread), guild_id=int(key.workspace), type=discord.ChannelType.public_thread
+        )
+
+    def _channel_id(self, key: ThreadKey) -> str:
+        return key.thread
+
+    async def _send(self, **fields: Any) -> str:
+        """Post one message (`fields` as `Messageable.send` takes them); its id."""
+        message = await self._channel.send(allowed_mentions=NO_MENTIONS, **fields)
+        return str(message.id)
+
+    async def _edit_message(self, message_id: str, **fields: Any) -> None:
+        await self._channel.get_partial_message(int(message_id)).edit(
+            allowed_mentions=NO_MENTIONS, **fields
+        )
 
     @property
     def limits(self) -> SurfaceLimits:
@@ -73,14 +93,12 @@ class DiscordSurface:
         )
 
     async def post(self, view: View) -> str:
-        await self._limiter.acquire(self.key.thread)
+        await self._limiter.acquire(self._bucket)
         content, rows = content_of(view), components_of(view)
         with discord_errors(), paid():
             if rows is None:
-                message = await self._channel.send(content, allowed_mentions=NO_MENTIONS)
-            else:
-                message = await self._channel.send(content, view=rows, allowed_mentions=NO_MENTIONS)
-        return str(message.id)
+                return await self._send(content=content)
+            return await self._send(content=content, view=rows)
 
     async def edit(self, message_id: str, view: View, *, final: bool = False) -> None:
         pending = self._pending.get(message_id)
@@ -91,16 +109,16 @@ class DiscordSurface:
             return
         pending = self._pending[message_id] = _PendingEdit(view, final)
         try:
-            await self._limiter.acquire(self.key.thread, urgent=final)
+            await self._limiter.acquire(self._bucket, urgent=final)
         finally:
             del self._pending[message_id]
         try:
             async with self._send_lock:  # edits of one message must reach Discord in order
                 with discord_errors(), paid():
-                    await self._channel.get_partial_message(int(message_id)).edit(
+                    await self._edit_message(
+                        message_id,
                         content=content_of(pending.view),
                         view=components_of(pending.view),
-                        allowed_mentions=NO_MENTIONS,
                     )
         finally:
             pending.done.set_result(None)
@@ -108,12 +126,12 @@ class DiscordSurface:
     async def upload(self, media: MediaFile) -> None:
         if media.size > self._upload_limit:
             raise self._too_big(media.size)
-        await self._limiter.acquire(self.key.thread)
+        await self._limiter.acquire(self._bucket)
         # discord.File opens the path and aiohttp streams it: the file is never read whole.
         file = discord.File(media.path, filename=media.filename)
         try:
             with paid():
-                await self._channel.send(file=file, allowed_mentions=NO_MENTIONS)
+                await self._send(file=file)
         except discord.HTTPException as exc:
             if exc.status == 413 or exc.code == TOO_LARGE:
                 raise self._too_big(media.size) from exc
@@ -122,12 +140,12 @@ class DiscordSurface:
             file.close()
 
     async def post_link(self, url: str, *, kind: str, reason: str) -> None:
-        await self._limiter.acquire(self.key.thread)
+        await self._limiter.acquire(self._bucket)
         icon = _KIND_ICONS.get(kind, "📎")
         embed = discord.Embed(title=f"{icon} Open the generated {kind}", url=url)
         embed.description = f"{reason}\n{url}" if reason else url
         with discord_errors(), paid():
-            await self._channel.send(embed=embed, allowed_mentions=NO_MENTIONS)
+            await self._send(embed=embed)
 
     def _too_big(self, size: int) -> MediaRejected:
         return MediaRejected(

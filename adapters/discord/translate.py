@@ -21,6 +21,9 @@ from bot.models import ChannelKey, Click, Command, CommandName, Message, ThreadK
 log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
+# `ThreadKey.thread` of a conversation where no thread can open (see `dms.py`)
+DM = "dm:"  # the bot's DM with a person: dm:<user id>
+VIA = "via:"  # answered through interactions (the bot is not there): via:<user id>
 MAX_IMAGES = 4  # each::sense takes up to 4 reference images
 # A mention of a person (`<@1>`, `<@!1>`), a role (`<@&1>`) or a channel (`<#1>`), as a
 # string option carries it when the person picks one while typing.
@@ -64,64 +67,131 @@ def ids_in(text: str) -> str:
     return _MENTION.sub(lambda match: match.group(1), text)
 
 
+def dm_key(channel_id: int | str, user_id: int | str) -> ThreadKey:
+    return ThreadKey(PLATFORM, "", str(channel_id), f"{DM}{user_id}")
+
+
+def via_key(guild_id: int | str | None, channel_id: int | str, user_id: int | str) -> ThreadKey:
+    return ThreadKey(PLATFORM, str(guild_id or ""), str(channel_id), f"{VIA}{user_id}")
+
+
+def is_dm(key: ThreadKey) -> bool:
+    return key.thread.startswith(DM)
+
+
+def is_via(key: ThreadKey) -> bool:
+    return key.thread.startswith(VIA)
+
+
+def person_of(key: ThreadKey) -> int | None:
+    """The person a DM or interaction conversation belongs to."""
+    _, _, user = key.thread.partition(":")
+    return int(user) if user.isdigit() else None
+
+
+def place_of(interaction: discord.Interaction) -> ThreadKey | None:
+    """Where an interaction's conversation goes when no thread can open; None when one can
+    (a text channel of a server the bot is in)."""
+    context, user = interaction.context, interaction.user.id
+    channel_id = interaction.channel_id or 0
+    if context.dm_channel:
+        return dm_key(channel_id, user)
+    guild = interaction.guild_id
+    present = guild is not None and interaction.client.get_guild(guild) is not None
+    if present and parent_of(interaction.channel) is not None:
+        return None
+    return via_key(guild, channel_id, user)
+
+
+def place_of_message(message: discord.Message) -> ThreadKey | None:
+    """A person's message in their DM with the bot: the DM's conversation; else None."""
+    if message.guild is None and isinstance(message.channel, discord.DMChannel):
+        return dm_key(message.channel.id, message.author.id)
+    return None
+
+
 def to_command(
     interaction: discord.Interaction, name: CommandName, text: str, **extra: Any
 ) -> Command:
+    """A slash command. In a server the bot is in it opens a thread in the text channel;
+    elsewhere (a DM, a place the bot is not in) it names the conversation (`place`)."""
     if name is CommandName.ADMIN:
         text = ids_in(text)
-    parent = parent_of(interaction.channel)
+    place = place_of(interaction)
+    parent = parent_of(interaction.channel) if place is None else None
     guild = str(interaction.guild_id or "")
     channel_id = str(parent.id) if parent is not None else str(interaction.channel_id or "")
+    # a DM belongs to the person in it: their settings there are theirs to change
+    admin = True if place is not None and is_dm(place) else interaction.permissions.manage_channels
     return Command(
         name=name,
         channel=ChannelKey(PLATFORM, guild, channel_id),
         user_id=str(interaction.user.id),
         text=text,
         reply=DiscordReply(interaction),
-        admin=interaction.permissions.manage_channels,
+        admin=admin,
         event_id=str(interaction.id),
-        threadable=parent is not None,
+        threadable=place is None,
+        place=place,
         roles=role_ids(interaction.user),
         **extra,
     )
 
 
 def to_message(message: discord.Message, *, bot_id: int, reads_content: bool) -> Message | None:
-    """A person's message in a thread, or None (bots, DMs, unreadable without the intent)."""
+    """A person's message in a thread or in their DM with the bot, or None (bots, other
+    channels, unreadable without the intent)."""
     channel = message.channel
-    if message.author.bot or message.guild is None:
+    if message.author.bot:
         return None  # never answer a bot: two bots would answer each other forever
+    dm = place_of_message(message)
+    if dm is not None:  # a DM continues the DM's latest conversation (or begins one)
+        return Message(
+            key=dm,
+            user_id=str(message.author.id),
+            text=strip_mention(message.content, bot_id),
+            message_id=str(message.id),
+            direct=True,
+            image_urls=_images(message),
+        )
+    if message.guild is None:
+        return None
     if not isinstance(channel, discord.Thread) or channel.parent_id is None:
         return None
     mentioned = any(user.id == bot_id for user in message.mentions)
     if not reads_content and not mentioned:
         return None  # without the message content intent only mentions carry text
-    images = tuple(
-        a.url for a in message.attachments if (a.content_type or "").startswith("image/")
-    )[:MAX_IMAGES]
     author = message.author
     return Message(
         key=ThreadKey(PLATFORM, str(message.guild.id), str(channel.parent_id), str(channel.id)),
         user_id=str(author.id),
         text=strip_mention(message.content, bot_id),
         message_id=str(message.id),
-        image_urls=images,
+        image_urls=_images(message),
         admin=manages(channel, author),
         roles=role_ids(author),
     )
 
 
+def _images(message: discord.Message) -> tuple[str, ...]:
+    images = (a.url for a in message.attachments if (a.content_type or "").startswith("image/"))
+    return tuple(images)[:MAX_IMAGES]
+
+
 def to_click(interaction: discord.Interaction) -> Click | None:
-    """A click on one of our buttons in a thread, or None."""
+    """A click on one of our buttons: in a thread, or in a conversation without one (a DM,
+    a place the bot is not in: the clicker's conversation there); else None."""
     data = cast(dict[str, Any], interaction.data or {})
     decoded = decode_button(str(data.get("custom_id", "")))
     channel = interaction.channel
-    parent_id = getattr(channel, "parent_id", None)
-    if decoded is None or channel is None or parent_id is None or interaction.guild_id is None:
+    if decoded is None or channel is None:
+        return None
+    key = _click_place(interaction, channel)
+    if key is None:
         return None
     action, value = decoded
     return Click(
-        key=ThreadKey(PLATFORM, str(interaction.guild_id), str(parent_id), str(channel.id)),
+        key=key,
         user_id=str(interaction.user.id),
         action=action,
         value=value,
@@ -129,6 +199,16 @@ def to_click(interaction: discord.Interaction) -> Click | None:
         event_id=str(interaction.id),
         roles=role_ids(interaction.user),
     )
+
+
+def _click_place(interaction: discord.Interaction, channel: Any) -> ThreadKey | None:
+    parent_id = getattr(channel, "parent_id", None)
+    guild = interaction.guild_id
+    if guild is not None and parent_id is not None and interaction.client.get_guild(guild):
+        return ThreadKey(PLATFORM, str(guild), str(parent_id), str(channel.id))
+    if isinstance(channel, discord.Thread):
+        return None
+    return place_of(interaction)
 
 
 class DiscordReply:
@@ -159,6 +239,12 @@ class DiscordReply:
 
     async def opened(self, key: ThreadKey) -> None:
         self._original_used = True
+        if is_dm(key) or is_via(key):  # the answer follows right here: drop "thinking…"
+            try:
+                await self._interaction.delete_original_response()
+            except discord.HTTPException as exc:
+                log.info("discord: could not remove the thinking response: %s", exc.status)
+            return
         try:
             await self._interaction.edit_original_response(content=f"Answering in <#{key.thread}>")
         except discord.HTTPException as exc:

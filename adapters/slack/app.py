@@ -24,8 +24,15 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import commands
+from adapters.slack.assistant import (
+    STATUS_LIFETIME,
+    AssistantSurface,
+    is_assistant_thread,
+    register_assistant,
+)
 from adapters.slack.errors import slack_errors
 from adapters.slack.groups import UserGroups
+from adapters.slack.home import register_home
 from adapters.slack.ratelimit import SlackLimiter
 from adapters.slack.surface import SlackSurface, StreamingSwitch, render, to_mrkdwn
 from adapters.slack.text import user_ids_in
@@ -82,6 +89,8 @@ class SlackBot:
         )
         self.streaming = StreamingSwitch(enabled=settings.slack_native_streaming)
         self.bot_user_id: str | None = None
+        self.team_url = ""  # the workspace's address (auth.test), for links to threads
+        self.status_lifetime = STATUS_LIFETIME  # how long Slack shows an assistant status
         self._tasks = BackgroundTasks("slack")
         self._socket: Any = None
         self._register()
@@ -92,6 +101,7 @@ class SlackBot:
         who = await self.client.auth_test()
         self.bot_user_id = who.get("user_id")
         self.streaming.team_id = str(who.get("team_id") or "")
+        self.team_url = str(who.get("url") or "")
         log.info("Slack: connected as %s in team %s", who.get("user"), who.get("team_id"))
         if self.settings.slack_app_token is not None:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -138,7 +148,12 @@ class SlackBot:
         return self._started
 
     def surface(self, key: ThreadKey, *, user_id: str | None = None) -> SlackSurface:
-        return SlackSurface(
+        options: dict[str, Any] = {}
+        kind = SlackSurface
+        if is_assistant_thread(key.channel, key.thread):
+            kind, options["status_lifetime"] = AssistantSurface, self.status_lifetime
+        return kind(
+            **options,
             client=self.client,
             session=self.core.session,
             limiter=self.limiter,
@@ -188,6 +203,19 @@ class SlackBot:
         app.event("app_mention")(self._on_event)
         app.event("message")(self._on_event)
         app.action(re.compile(r"^sense:"))(self._on_button)
+        register_assistant(self)  # the AI app surface: assistant threads
+        register_home(self)  # App Home
+
+    # for the listeners of the other surfaces (assistant.py, home.py)
+
+    async def on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        await self._on_event(body, event)
+
+    def hand_over(self, inbound: Inbound, what: str) -> None:
+        self._handle(inbound, what)
+
+    def spawn(self, work: Any, *, name: str) -> None:
+        self._tasks.spawn(work, name=name)
 
     def _handle(self, inbound: Inbound, what: str) -> None:
         """Hand one translated payload to the core, after the ack."""

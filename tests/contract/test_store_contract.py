@@ -5,6 +5,7 @@ on one database, as several bot processes would."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections import Counter
 
@@ -19,6 +20,7 @@ from bot.models import (
     JobStatus,
     ThreadKey,
     ThreadRecord,
+    ThreadSummary,
     TurnRecord,
     TurnStatus,
 )
@@ -27,6 +29,7 @@ from bot.ports import (
     BudgetStore,
     ChannelStore,
     EventStore,
+    HistoryStore,
     JobStore,
     LeaseStore,
     QuotaStore,
@@ -49,6 +52,7 @@ ROLES = (
     QuotaStore,
     AccessStore,
     BudgetStore,
+    HistoryStore,
 )
 
 
@@ -675,3 +679,68 @@ async def test_replicas_opening_a_new_database_at_once_all_work(database: Databa
 def test_every_role_method_has_a_docstring(role: type) -> None:
     for name in _public_methods(role):
         assert (getattr(role, name).__doc__ or "").strip(), f"{role.__name__}.{name}"
+
+
+# --- HistoryStore ------------------------------------------------------------------------
+
+
+def _key(n: int, *, platform: str = "slack", workspace: str = "T1") -> ThreadKey:
+    return ThreadKey(platform, workspace, f"C{n % 2}", f"17000000{n:02d}.000100")
+
+
+def _turn_at(
+    turn_id: str, key: ThreadKey, at: float, *, user: str = "U1", prompt: str = "p"
+) -> TurnRecord:
+    return TurnRecord(turn_id, key, user, prompt, TurnStatus.DONE, at, finished_at=at + 1)
+
+
+async def test_recent_threads_newest_first_with_their_first_prompt(store: Store) -> None:
+    one, two, three = _key(1), _key(2), _key(3)
+    await store.begin_turn(_turn_at("a", one, 10.0, prompt="draw a fox"))
+    await store.begin_turn(_turn_at("b", one, 40.0, prompt="make it blue"))
+    await store.begin_turn(_turn_at("c", two, 30.0, prompt="a lighthouse"))
+    # someone else's later turn in thread two does not move it for U1, nor name it
+    await store.begin_turn(_turn_at("d", two, 90.0, user="U2", prompt="mine"))
+    await store.begin_turn(_turn_at("e", three, 20.0, prompt="x" * 500))
+    recent = await store.recent_threads("slack", "T1", "U1", limit=10)
+    assert recent == [
+        ThreadSummary(one, "draw a fox", 40.0),
+        ThreadSummary(two, "a lighthouse", 30.0),
+        ThreadSummary(three, "x" * 200, 20.0),
+    ]
+    assert await store.recent_threads("slack", "T1", "U1", limit=2) == recent[:2]
+    assert await store.recent_threads("slack", "T1", "U1", limit=0) == []
+
+
+async def test_recent_threads_count_runs_and_stay_in_their_workspace(store: Store) -> None:
+    run = dataclasses.replace(_job("job-7", at=70.0), key=_key(4), title="flux-pro")
+    await store.save_job(run)
+    await store.begin_turn(_turn_at("a", _key(5), 60.0))
+    await store.begin_turn(_turn_at("b", _key(6, workspace="T2"), 99.0))
+    await store.begin_turn(_turn_at("c", _key(7, platform="discord"), 98.0))
+    recent = await store.recent_threads("slack", "T1", "U1", limit=10)
+    assert recent == [ThreadSummary(_key(4), "flux-pro", 70.0), ThreadSummary(_key(5), "p", 60.0)]
+    assert await store.recent_threads("slack", "T1", "U9", limit=10) == []
+
+
+async def test_recent_threads_ties_order_by_channel_then_thread(store: Store) -> None:
+    keys = [
+        ThreadKey("slack", "T1", channel, thread)
+        for channel, thread in (("C2", "1.1"), ("C1", "2.2"), ("C1", "1.9"))
+    ]
+    for n, key in enumerate(keys):
+        await store.begin_turn(_turn_at(f"t{n}", key, 5.0))
+    recent = await store.recent_threads("slack", "T1", "U1", limit=10)
+    assert [s.key for s in recent] == [keys[2], keys[1], keys[0]]
+
+
+async def test_turn_counts_per_cut_off(store: Store) -> None:
+    for n, at in enumerate((5.0, 10.0, 15.0, 20.0)):
+        await store.begin_turn(_turn_at(f"t{n}", _key(n), at))
+    await store.begin_turn(_turn_at("running", _key(1), 25.0))  # unfinished turns count too
+    await store.begin_turn(_turn_at("other", _key(1), 25.0, user="U2"))
+    await store.begin_turn(_turn_at("elsewhere", _key(1, workspace="T2"), 25.0))
+    assert await store.turn_counts("slack", "T1", "U1", since=[15.0, 0.0, 10.0]) == [3, 5, 4]
+    assert await store.turn_counts("slack", "T1", "U1", since=[26.0]) == [0]
+    assert await store.turn_counts("slack", "T1", "U9", since=[0.0]) == [0]
+    assert await store.turn_counts("slack", "T1", "U1", since=[]) == []

@@ -73,6 +73,10 @@ clients that connect later, GUILD_ROLE_CREATE for those connected, so discord.py
 `give_role()` gives one to a person, `add_member()` adds a person to the guild
 [test_member_roles_reach_discord_py_in_interactions_and_messages].
 
+DMs with the bot, group DMs and servers the bot is not in (user installs), with the
+interaction shapes Discord sends from each and the 15-minute interaction token, are in
+`tests/fakes/discord_surfaces.py` (`SurfacesMixin`; `token_lifetime` sets the token's life).
+
 Helpers: `say()` (a person posts, mentions parsed), `open_dm()`, `slash()`, `autocomplete()`,
 `click()`, `dispatch()`, `add_text_channel()`, `deny()` / `allow()`, `wait_for()`,
 `wait_connected()`, `request_reconnect()`, `invalidate_session()`, `drop_gateway()`,
@@ -98,6 +102,8 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from aiohttp import BodyPartReader, WSMsgType, web
+
+from tests.fakes.discord_surfaces import TOKEN_LIFETIME, Refused, SurfacesMixin
 
 VIEW_CHANNEL = 1 << 10
 SEND_MESSAGES = 1 << 11
@@ -260,7 +266,7 @@ def _json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None
     return web.Response(status=status, body=json.dumps(data).encode(), headers=out)
 
 
-class FakeDiscord:
+class FakeDiscord(SurfacesMixin):
     """Start with `async with FakeDiscord() as fake:`; point discord.py at `api_url` and
     `gateway_url`. One guild (`guild_id`) with a text channel (`channel_id`), an admin member
     with Manage Channels (`admin_id`) and a plain member (`user_id`).
@@ -286,6 +292,7 @@ class FakeDiscord:
         heartbeat_interval: float = 41.25,
         heartbeat_grace: float = 1.5,
         message_content_allowed: bool = True,
+        token_lifetime: float = TOKEN_LIFETIME,
     ) -> None:
         self._ids = itertools.count(1_100_000_000_000_000_000)
         self.upload_limit = upload_limit
@@ -342,6 +349,7 @@ class FakeDiscord:
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self._init_surfaces(token_lifetime=token_lifetime)  # DMs, user installs, tokens
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -634,7 +642,11 @@ class FakeDiscord:
 
     async def _echo(self, event: str, msg: dict[str, Any]) -> None:
         """The bot's own message back over the Gateway, as Discord sends it."""
-        if not self.echo or msg.get("flags", 0) & EPHEMERAL:
+        if (
+            not self.echo
+            or msg.get("flags", 0) & EPHEMERAL
+            or not self.bot_can_see(str(msg.get("channel_id")))
+        ):
             return
         if event == "MESSAGE_DELETE":
             data = {"id": msg["id"], "channel_id": msg["channel_id"]}
@@ -707,12 +719,19 @@ class FakeDiscord:
         user_id: str | None = None,
         channel_id: str | None = None,
         attachment_size_limit: int | None = None,
+        user_install: bool = False,
     ) -> FakeInteraction:
-        """A person runs `/name` with string options."""
+        """A person runs `/name` with string options (in a DM, a group DM or a foreign
+        server as `channel_id` says; `user_install`: through their own install)."""
         opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
         data = {"id": self.new_id(), "name": name, "type": 1, "options": opts}
         return await self._interaction(
-            2, data, user_id=user_id, channel_id=channel_id, size_limit=attachment_size_limit
+            2,
+            data,
+            user_id=user_id,
+            channel_id=channel_id,
+            size_limit=attachment_size_limit,
+            user_install=user_install,
         )
 
     async def autocomplete(
@@ -726,12 +745,24 @@ class FakeDiscord:
         data = {"id": self.new_id(), "name": name, "type": 1, "options": opts}
         return await self._interaction(4, data, user_id=user_id)
 
-    async def click(self, custom_id: str, *, message_id: str, user_id: str | None = None) -> Any:
+    async def click(
+        self,
+        custom_id: str,
+        *,
+        message_id: str,
+        user_id: str | None = None,
+        user_install: bool = False,
+    ) -> Any:
         """A person clicks a button (`custom_id`) on a message."""
         message = self.messages[message_id]
         data = {"custom_id": custom_id, "component_type": 2}
         return await self._interaction(
-            3, data, user_id=user_id, channel_id=message["channel_id"], message=message
+            3,
+            data,
+            user_id=user_id,
+            channel_id=message["channel_id"],
+            message=message,
+            user_install=user_install,
         )
 
     async def _interaction(
@@ -743,6 +774,7 @@ class FakeDiscord:
         channel_id: str | None = None,
         message: dict[str, Any] | None = None,
         size_limit: int | None = None,
+        user_install: bool = False,
     ) -> FakeInteraction:
         uid = user_id or self.user_id
         cid = channel_id or self.channel_id
@@ -778,6 +810,11 @@ class FakeDiscord:
             "authorizing_integration_owners": {"0": self.guild_id},
             "context": 0,
         }
+        for key, value in self.context_fields(uid, cid, user_install=user_install).items():
+            if value is None:
+                payload.pop(key, None)
+            else:
+                payload[key] = value
         if message is not None:
             payload["message"] = message
         await self.dispatch("INTERACTION_CREATE", payload)
@@ -879,7 +916,9 @@ class FakeDiscord:
             "stickers": [],
             "features": [],
             "channels": [
-                self._wire_channel(c) for c in self.channels.values() if c["type"] in (0, 2, 4, 5)
+                self._wire_channel(c)
+                for c in self.channels.values()
+                if c["type"] in (0, 2, 4, 5) and c.get("guild_id") == self.guild_id
             ],
             "threads": self.threads(),
             "members": [self.member(uid) for uid in self.users],
@@ -910,8 +949,10 @@ class FakeDiscord:
             "flags": 0,
             "edits": 0,
         }
-        if self.channels.get(channel_id, {}).get("type") != 1:  # DMs have no guild
-            msg["guild_id"] = self.guild_id
+        channel = self.channels.get(channel_id)
+        guild = self.guild_id if channel is None else channel.get("guild_id")
+        if guild:  # DMs and group DMs have none
+            msg["guild_id"] = guild
         self.messages[msg["id"]] = msg
         return msg
 
@@ -1078,7 +1119,11 @@ class FakeDiscord:
             elif request.method != "GET" and self._forbidden_path(path):
                 response = _json({"message": "Missing Permissions", "code": 50013}, status=403)
             else:
+                self.check_write(request.method, path)
                 response = await self._route(request.method, path, body, files)
+        except Refused as refused:
+            error = {"message": refused.message, "code": refused.code}
+            response = _json(error, status=refused.status)
         except web.HTTPException as exc:
             response = _json({"message": exc.reason, "code": 0}, status=exc.status)
         call.status = response.status
@@ -1273,6 +1318,7 @@ class FakeDiscord:
         hook = r"/webhooks/(\d+)/([^/]+)"
         return [
             ("GET", r"/users/@me", self._me),
+            ("POST", r"/users/@me/channels", self._create_dm),
             ("GET", r"/oauth2/applications/@me", self._app),
             ("GET", r"/gateway", self._gateway_info),
             ("GET", r"/gateway/bot", self._gateway_info),
@@ -1383,6 +1429,7 @@ class FakeDiscord:
         self, app: str, token: str, *, body: Any, files: list[FakeFile]
     ) -> web.Response:
         inter = self._interaction_for(token)
+        self.check_token(inter)
         if (too_big := self._too_big(files)) is not None:
             return too_big
         if (invalid := self._invalid(body, files, creating=True)) is not None:
@@ -1396,6 +1443,7 @@ class FakeDiscord:
 
     def _hook_message(self, token: str, mid: str) -> dict[str, Any]:
         inter = self._interaction_for(token)
+        self.check_token(inter)
         if mid == "@original":
             mid = inter.original_id or ""
         msg = self.messages.get(mid)

@@ -64,6 +64,11 @@ Delivering to the app, as Slack does (`tests/test_slack_delivery_fake.py`):
 Slash-command and interactivity `response_url`s can point at `respond_url()`; what is posted
 there is kept in `responses`. `wait_for(predicate)` waits on the fake's own events.
 
+The AI app surface (assistant threads: their events, `assistant.threads.setStatus` with its
+2-minute lifetime, `setSuggestedPrompts`, `setTitle`), App Home (`app_home_opened`,
+`views.publish`, clicks from a Home view) and `users.conversations` are in
+`tests/fakes/slack_surfaces.py` (`SurfacesMixin`); `status_ttl` sets how long a status lasts.
+
 Socket Mode (`slack.socket_mode`, a `FakeSocketMode`; envelopes are spread among the open
 connections in turn, as Slack spreads them among an app's replicas): `apps.connections.open`
 with the app-level token hands out a one-time `ws://` URL; the websocket greets with `hello`,
@@ -90,6 +95,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import aiohttp
 from aiohttp import WSMsgType, web
+
+from tests.fakes.slack_surfaces import STATUS_TTL, SurfacesMixin
 
 MAX_TEXT = 4000
 MAX_SECTION_TEXT = 3000
@@ -250,7 +257,7 @@ def _block_texts(blocks: Iterable[dict[str, Any]]) -> list[str]:
     return out
 
 
-class FakeSlack:
+class FakeSlack(SurfacesMixin):
     """The fake server. Use as `async with FakeSlack() as slack:` and point clients at
     `slack.api_url` (it ends with a slash, as `AsyncWebClient` expects).
 
@@ -277,7 +284,9 @@ class FakeSlack:
         echo: bool = True,
         ack_deadline: float = 3.0,
         retry_delays: Sequence[float] = SLACK_RETRY_DELAYS,
+        status_ttl: float = STATUS_TTL,
     ) -> None:
+        self._init_surfaces(status_ttl=status_ttl)  # assistant threads and App Home
         self.bot_token = bot_token
         self.team_id = team_id
         self.bot_user_id = bot_user_id
@@ -733,6 +742,7 @@ class FakeSlack:
         self.messages.append(message)
         self._by_ts.setdefault((message.channel, message.ts), message)
         self._by_thread.setdefault((message.channel, message.thread_ts), []).append(message)
+        self._replied(message)
 
     # --- HTTP handlers -------------------------------------------------------------------
 
@@ -1024,9 +1034,6 @@ class FakeSlack:
         self.reactions.append(
             (str(params.get("channel")), str(params.get("timestamp")), str(params.get("name")))
         )
-        return {"ok": True}
-
-    def _m_assistant_threads_setStatus(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True}
 
     def _m_conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
