@@ -315,6 +315,8 @@ class ChannelSettings:
     eco: bool = False
     changed_by: str | None = None
     changed_at: float | None = None
+    web_search: bool | None = None  # None: each::sense's default (on)
+    safety_checker: bool = True  # off only counts where the platform marks the channel adult
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +342,9 @@ class GenerationRecord:
     key: ThreadKey
     message_id: str | None
     created_at: float
+    # the id buttons name (`sense:vary:<id>`), chosen by the core; the turn that made it
+    id: str | None = None
+    turn_id: str | None = None
 
 
 class JobKind(StrEnum):

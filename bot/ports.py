@@ -171,7 +171,13 @@ class ThreadStore(Protocol):
         ...
 
     async def add_generation(self, record: GenerationRecord) -> None:
-        """Remember a generated file; the same URL may be recorded more than once."""
+        """Remember a generated file; the same URL may be recorded more than once. Its `id`
+        (chosen by the core, unique) is how `get_generation` finds it again."""
+        ...
+
+    async def get_generation(self, generation_id: str) -> GenerationRecord | None:
+        """The generation recorded with this `id` (every field as added), or None for an
+        unknown id (and for ids of records added without one)."""
         ...
 
     async def begin_turn(self, record: TurnRecord) -> None:
@@ -230,6 +236,20 @@ class EventStore(Protocol):
 
     async def purge_events(self, *, now: float) -> int:
         """Forget claims that expired by `now`; return how many went. Live claims stay."""
+        ...
+
+    async def set_channel_web_search(
+        self, key: ChannelKey, *, web_search: bool | None, by: str, at: float
+    ) -> None:
+        """Set web search (None: each::sense's default) and record who did it when; the
+        other settings stay as they are; the last call wins."""
+        ...
+
+    async def set_channel_safety(
+        self, key: ChannelKey, *, enabled: bool, by: str, at: float
+    ) -> None:
+        """Switch the safety checker and record who did it when; the other settings stay
+        as they are; the last call wins."""
         ...
 
 

@@ -16,6 +16,8 @@ from storage.postgres import PostgresStore
 from storage.records import load_migrations
 from tests.postgres import fresh_schema_url
 
+RESERVED_MIGRATIONS = {3}  # numbers taken by work not merged into this branch
+
 RECORD = ThreadRecord(ThreadKey("slack", "T1", "C1", "1.2"), "sess", "U1", 1.0, 2.0, "eco")
 
 
@@ -47,7 +49,10 @@ async def test_new_migrations_apply_and_failed_ones_roll_back(url: str) -> None:
     try:
         migrations = load_migrations("postgres")
         latest = migrations[-1][0]
-        assert [version for version, _ in migrations] == list(range(1, latest + 1))
+        # 0003 is another branch's (not merged here yet): the numbers have no other gap
+        assert [version for version, _ in migrations] == [
+            v for v in range(1, latest + 1) if v not in RESERVED_MIGRATIONS
+        ]
         extra = [(latest + 1, "CREATE TABLE extra (x INTEGER);")]
         assert await store.migrate([*migrations, *extra]) == [latest + 1]
         assert await store.migrate([*migrations, *extra]) == []
