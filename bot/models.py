@@ -57,7 +57,33 @@ class Turn:
     new_thread: bool = False
     mode: Mode | None = None
     event_id: str | None = None
-    image_urls: tuple[str, ...] = ()
+    image_urls: tuple[str, ...] = ()  # public URLs only (re-hosted first: bot.references)
+    # `behavior` is each::sense's (`plan` answers with a plan and a cost, `agent` runs);
+    # `adult`: the platform marks the channel adult, the only place the safety checker may
+    # be off (a channel setting alone never turns it off)
+    behavior: str | None = None
+    adult: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An image a person attached, as the platform names it, before it is checked and
+    re-hosted (`bot.references`): a URL to download (with the `headers` the platform wants,
+    such as a bot token: kept out of `repr`, so a logged ref leaks nothing) or a local
+    `path` (the shell). `content_type` and `size` are what the platform declared, checked
+    before anything is downloaded; the bytes decide in the end."""
+
+    url: str = ""
+    filename: str = ""
+    content_type: str | None = None
+    size: int | None = None
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """What a sentence calls this image."""
+        return self.filename or (self.path.name if self.path else "the image")
 
 
 # --- inbound: what adapters hand the command flow ------------------------------------------
