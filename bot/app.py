@@ -28,6 +28,7 @@ from bot.conversations import Conversations
 from bot.core import Core
 from bot.eachlabs import PredictionsClient, WorkflowsClient
 from bot.eachsense import EachSenseClient
+from bot.eachstorage import StorageClient
 from bot.housekeeping import purge_expired_events
 from bot.http import HttpServer
 from bot.jobs import Jobs
@@ -35,6 +36,7 @@ from bot.media import MediaFetcher
 from bot.metrics import Metrics
 from bot.models import ChannelKey
 from bot.ports import AdapterSpec, Platform
+from bot.references import References
 from bot.replicas import POLL, Coordinator, every
 from bot.tasks import BackgroundTasks
 from bot.webhooks import webhook_routes
@@ -126,7 +128,11 @@ async def build_core(settings: Settings) -> Core:
         metrics=metrics,
     )
     jobs.owner = coordinator.replica_id
-    commands = Commands(conversations=conversations, jobs=jobs, settings=settings)
+    storage = StorageClient(session, api_key=key, base_url=settings.eachlabs_api_url)
+    references = References(media, storage, ttl=settings.reference_image_ttl)
+    commands = Commands(
+        conversations=conversations, jobs=jobs, settings=settings, references=references
+    )
     return Core(
         settings,
         session,

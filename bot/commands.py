@@ -11,6 +11,10 @@ Adapters translate a payload into a `Command`, `Message` or `Click` and call
 - who may press what (Stop and Cancel: the asker or an admin; eco: admins), and the sentences
   a refusal says;
 - the notice a thread gets when a restart cut its answer off.
+
+The creative controls (`bot.creative`), plans (`bot.plans`), reference images
+(`bot.references`) and the channel settings (`bot.controls`) live in their own modules;
+this flow hands them their payloads.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
+from bot import controls, plans
 from bot.arguments import parse_predict_args, parse_workflow_args
 from bot.config import Settings
 from bot.conversations import INTERRUPTED, Conversations
-from bot.errors import BotError, InputError, PlatformError
+from bot.creative import Creative
+from bot.errors import BotError, InputError
 from bot.jobs import Jobs
 from bot.models import (
     Button,
@@ -30,20 +36,26 @@ from bot.models import (
     Click,
     Command,
     CommandName,
+    ImageRef,
     Inbound,
     Message,
+    Shortcut,
+    Submission,
     ThreadKey,
     Turn,
     TurnRecord,
     View,
 )
 from bot.ports import Platform, Reply, Surface
+from bot.references import IMAGE_ONLY_PROMPT, References
+from bot.threads import open_thread
 
 log = logging.getLogger(__name__)
 
 ROOT_PROMPT_MAX = 1500  # the root message repeats the prompt; the agent gets all of it
-TITLE_MAX = 90
 NOT_HERE = "Use this command in a channel where I can open a thread."
+NO_REFERENCES = "Reference images are not set up on this bot."
+CHANNEL_COMMANDS = (CommandName.ECO, CommandName.SETTINGS)  # they open no thread
 
 
 def code(text: str, limit: int = 100) -> str:
@@ -58,10 +70,20 @@ def clip(text: str, limit: int = ROOT_PROMPT_MAX) -> str:
 class Commands:
     """One flow for every platform; `handle` never raises at an adapter."""
 
-    def __init__(self, *, conversations: Conversations, jobs: Jobs, settings: Settings) -> None:
+    def __init__(
+        self,
+        *,
+        conversations: Conversations,
+        jobs: Jobs,
+        settings: Settings,
+        references: References | None = None,
+    ) -> None:
         self.conversations = conversations
         self.jobs = jobs
         self.settings = settings
+        self.references = references
+        self.creative = Creative(conversations, references)
+        self.plans = plans.Plans(conversations)
 
     # --- before the platform is answered ------------------------------------------------
 
@@ -72,15 +94,23 @@ class Commands:
         refused privately within the platform's 3 s, the same way everywhere."""
         try:
             self._arguments(command)
+            if command.images:
+                if self.references is None:
+                    raise InputError(NO_REFERENCES)
+                self.references.precheck(command.images)
         except InputError as err:
             return "⚠️ " + err.user_message
-        if not command.threadable and command.name is not CommandName.ECO:
+        if not command.threadable and command.name not in CHANNEL_COMMANDS:
             return NOT_HERE
         return None
 
     def _arguments(self, command: Command) -> tuple[str, ...]:
         if command.name is CommandName.SENSE:
-            return (self.conversations.check_prompt(command.text),)
+            prompt, _ = plans.split_flag(command.text)
+            return (self.conversations.check_prompt(prompt),)
+        if command.name is CommandName.SETTINGS:
+            controls.parse_settings(command.text)
+            return (command.text,)
         if command.name is CommandName.PREDICT:
             model, prompt = parse_predict_args(command.text)
             return model, self.conversations.check_prompt(prompt)
@@ -98,6 +128,12 @@ class Commands:
                 await self._command(platform, inbound)
             elif isinstance(inbound, Message):
                 await self._message(platform, inbound)
+            elif isinstance(inbound, Submission):
+                if await self._claim(platform, inbound.event_id):
+                    await self.creative.submit(platform, inbound)
+            elif isinstance(inbound, Shortcut):
+                if await self._claim(platform, inbound.event_id):
+                    await self.creative.shortcut(platform, inbound)
             else:
                 await self._click(platform, inbound)
         except BotError as err:
@@ -126,6 +162,8 @@ class Commands:
             await self._sense(platform, command, args[0])
         elif command.name is CommandName.ECO:
             await self._eco(platform, command, args[0])
+        elif command.name is CommandName.SETTINGS:
+            await self._settings(platform, command)
         elif command.name is CommandName.PREDICT:
             await self._predict(platform, command, *args)
         else:
@@ -135,19 +173,16 @@ class Commands:
         self, platform: Platform, command: Command, *, root: View, title: str
     ) -> ThreadKey | None:
         """The command's thread, or None after telling the person why not."""
-        name = " ".join(title.split())[:TITLE_MAX] or "each::sense"
-        try:
-            key = await platform.open_thread(command.channel, root=root, title=name)
-        except PlatformError as err:
-            log.warning("%s: no thread in %s: %s", platform.name, command.channel, err.detail)
-            await command.reply.tell("⚠️ " + err.user_message)
-            return None
-        await command.reply.opened(key)
-        return key
+        return await open_thread(platform, command.channel, command.reply, root=root, title=title)
 
     async def _sense(self, platform: Platform, command: Command, prompt: str) -> None:
+        _, flagged = plans.split_flag(command.text)
+        plan = command.plan or flagged
+        # a bad image is refused privately, before any thread opens
+        image_urls = command.image_urls + await self._host(command.images)
         mode = await self.conversations.mode_for(command.channel, command.mode)
-        root = View(text=f"asked: {clip(prompt)} · {mode} mode", by=command.user_id)
+        shown = f"asked: {clip(prompt)} · {mode} mode" + (" · plan first" if plan else "")
+        root = View(text=shown, by=command.user_id)
         key = await self._open(platform, command, root=root, title=prompt)
         if key is None:
             return
@@ -157,9 +192,19 @@ class Commands:
             text=prompt,
             new_thread=True,
             mode=command.mode,
-            image_urls=command.image_urls,
+            image_urls=image_urls,
+            behavior="plan" if plan else None,
+            adult=command.adult,
         )
         await self.conversations.run(turn, platform.surface(key, user_id=command.user_id))
+
+    async def _host(self, images: tuple[ImageRef, ...]) -> tuple[str, ...]:
+        """Re-host reference images (`InputError`, with a sentence, when one is bad)."""
+        if not images:
+            return ()
+        if self.references is None:
+            raise InputError(NO_REFERENCES)
+        return await self.references.host(images)
 
     async def _eco(self, platform: Platform, command: Command, action: str) -> None:
         changes = action.lower() in ("on", "off")
@@ -175,6 +220,37 @@ class Commands:
         )
         # a change is the channel's news; a refusal or a status is the asker's alone
         await command.reply.tell(sentence, public=changes and admin)
+
+    async def _settings(self, platform: Platform, command: Command) -> None:
+        """`/sense-settings`: the same admin gate as eco; the safety checker goes off only
+        where the platform marks the channel adult."""
+        change = controls.parse_settings(command.text)
+        store, channel = self.conversations.store, command.channel
+        if change is None:
+            current = await store.get_channel(channel)
+            await command.reply.tell(controls.status_sentence(current, adult=command.adult))
+            return
+        if not await self.is_admin(platform, command.user_id, channel, hint=command.admin):
+            await command.reply.tell(
+                f"Only admins can change these settings here ({platform.admins}, or ids in "
+                "BOT_ADMINS). `/sense-settings status` works for everyone."
+            )
+            return
+        if change.setting == "safety" and change.value is False and not command.adult:
+            await command.reply.tell(controls.ADULT_ONLY)
+            return
+        at = self.conversations.now()
+        if change.setting == "web":
+            await store.set_channel_web_search(
+                channel, web_search=change.value, by=command.user_id, at=at
+            )
+        else:
+            await store.set_channel_safety(
+                channel, enabled=bool(change.value), by=command.user_id, at=at
+            )
+        current = await store.get_channel(channel)
+        sentence = "Done. " + controls.status_sentence(current, adult=command.adult)
+        await command.reply.tell(sentence, public=True)
 
     async def _predict(self, platform: Platform, command: Command, model: str, prompt: str) -> None:
         root = View(text=f"ran {code(model)}: {clip(prompt)}", by=command.user_id)
@@ -226,19 +302,27 @@ class Commands:
 
     async def _message(self, platform: Platform, message: Message) -> None:
         new_thread = await self._answers(message)
-        if new_thread is None or not message.text.strip():
+        if new_thread is None or not (message.text.strip() or message.images):
             return
         claim = f"msg:{message.key.channel}:{message.message_id}"
         if not await self._claim(platform, claim):
             return
+        surface = platform.surface(message.key, user_id=message.user_id)
+        try:
+            hosted = await self._host(message.images)
+        except BotError as err:  # a message has no private reply: the thread hears it
+            log.info("message %s: images refused: %s", message.message_id, err.detail)
+            await self.conversations.say(surface, View(text="⚠️ " + err.user_message))
+            return
         turn = Turn(
             key=message.key,
             user_id=message.user_id,
-            text=message.text,
+            text=message.text if message.text.strip() else IMAGE_ONLY_PROMPT,
             new_thread=new_thread,
-            image_urls=message.image_urls,
+            image_urls=message.image_urls + hosted,
+            adult=message.adult,
         )
-        await self.conversations.run(turn, platform.surface(message.key, user_id=message.user_id))
+        await self.conversations.run(turn, surface)
 
     async def _answers(self, message: Message) -> bool | None:
         """None: not for us. Else whether the answer starts a new session.
@@ -273,8 +357,12 @@ class Commands:
         elif click.action is ButtonAction.ANSWER:
             surface = platform.surface(click.key, user_id=click.user_id)
             await conversations.say(surface, View(text=f"chose: {click.value}", by=click.user_id))
-            turn = Turn(key=click.key, user_id=click.user_id, text=click.value)
+            turn = Turn(key=click.key, user_id=click.user_id, text=click.value, adult=click.adult)
             await conversations.run(turn, surface)
+        elif click.action in plans.CLICKS:
+            await self.plans.click(platform, click, admin=admin)
+        else:
+            await self.creative.click(platform, click)
 
     # --- permissions and notices ------------------------------------------------------
 

@@ -96,6 +96,7 @@ class CommandName(StrEnum):
     ECO = "sense-eco"
     PREDICT = "sense-predict"
     WORKFLOW = "sense-workflow"
+    SETTINGS = "sense-settings"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,9 @@ class Command:
     event_id: str | None = None
     image_urls: tuple[str, ...] = ()
     threadable: bool = True  # False where no thread can open (Discord DMs for now)
+    images: tuple[ImageRef, ...] = ()  # attached images, re-hosted before the turn
+    plan: bool = False  # the platform's own plan switch (Discord's `plan:` option)
+    adult: bool = False  # see `Turn.adult`
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,8 @@ class Message:
     direct: bool = False  # a direct message to the bot
     mentioned: bool = False
     image_urls: tuple[str, ...] = ()
+    images: tuple[ImageRef, ...] = ()  # attached images, re-hosted before the turn
+    adult: bool = False  # see `Turn.adult`
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +156,45 @@ class Click:
     reply: Any  # bot.ports.Reply
     admin: bool | None = None
     event_id: str | None = None
+    adult: bool = False  # see `Turn.adult`
 
 
-Inbound = Command | Message | Click
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A `Form` the person filled in and sent, in thread `key`: the form's `action` and
+    `value` come back as they were given, with what was typed in `text`."""
+
+    key: ThreadKey
+    user_id: str
+    action: ButtonAction
+    value: str
+    text: str
+    reply: Any  # bot.ports.Reply
+    event_id: str | None = None
+    adult: bool = False  # see `Turn.adult`
+
+
+@dataclass(frozen=True, slots=True)
+class Shortcut:
+    """A message action ("Remix with each::sense", "Animate") on someone's message with
+    images in `channel`. `key` is the thread the message is in (None at the top level): the
+    core continues it when it is one of the bot's. `target` names the message for the
+    adapter alone (it comes back in a `Form` when a prompt must be asked first); `text` is
+    the prompt once there is one."""
+
+    action: ButtonAction
+    channel: ChannelKey
+    user_id: str
+    images: tuple[ImageRef, ...]
+    reply: Any  # bot.ports.Reply
+    key: ThreadKey | None = None
+    target: str = ""
+    text: str | None = None
+    event_id: str | None = None
+    adult: bool = False  # see `Turn.adult`
+
+
+Inbound = Command | Message | Click | Submission | Shortcut
 
 
 # --- each::sense stream events -------------------------------------------------------------
@@ -286,6 +328,16 @@ class ButtonAction(StrEnum):
     REGENERATE = "regen"
     ANSWER = "answer"
     CANCEL_JOB = "cancel"
+    # creative controls under a generated file (the value is the stored generation's id)
+    VARIATIONS = "vary"
+    UPSCALE = "upscale"
+    ANIMATE = "animate"
+    REMIX = "remix"
+    # a message action's prompt form (the value names the message, for the adapter)
+    REMIX_MESSAGE = "remixmsg"
+    # a plan's answer (the value is the plan turn's id)
+    APPROVE = "approve"
+    DECLINE = "decline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +356,21 @@ class View:
     status: str = ""
     buttons: tuple[Button, ...] = ()
     by: str | None = None  # a person's id, shown as a mention before the text (never a ping)
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A small dialog (a modal) with one text field, opened in answer to a click or a
+    message action. Its `action` and `value` identify it like a button's do, so a
+    submission after a restart still knows what it is about."""
+
+    action: ButtonAction
+    value: str
+    title: str
+    label: str
+    text: str = ""  # the field's initial text
+    submit: str = "Send"
+    max_length: int = 4000
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 from bot.models import (
     ChannelKey,
     ChannelSettings,
+    Form,
     GenerationRecord,
     JobRecord,
     JobStatus,
@@ -80,6 +81,13 @@ class Reply(Protocol):
     async def opened(self, key: ThreadKey) -> None:
         """The command's answer continues in thread `key` (Discord points its deferred
         response there); a no-op where the platform shows that by itself."""
+        ...
+
+    async def form(self, form: Form) -> bool:
+        """Open `form` (a modal) for the person, as this payload's answer; its submission
+        arrives as a `Submission` (or a `Shortcut` with text). False when this payload
+        cannot open one (too late, or not a click); the core then says what to do instead.
+        Replies that predate forms lack this method: the core treats that as False."""
         ...
 
 
@@ -221,6 +229,20 @@ class ChannelStore(Protocol):
 
     async def set_channel_eco(self, key: ChannelKey, *, eco: bool, by: str, at: float) -> None:
         """Switch eco mode and record who did it when; the last call wins."""
+        ...
+
+    async def set_channel_web_search(
+        self, key: ChannelKey, *, web_search: bool | None, by: str, at: float
+    ) -> None:
+        """Set web search (None: each::sense's default) and record who did it when; the
+        other settings stay as they are; the last call wins."""
+        ...
+
+    async def set_channel_safety(
+        self, key: ChannelKey, *, enabled: bool, by: str, at: float
+    ) -> None:
+        """Switch the safety checker and record who did it when; the other settings stay
+        as they are; the last call wins."""
         ...
 
 

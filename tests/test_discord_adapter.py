@@ -295,12 +295,20 @@ async def test_clarification_options_answer_in_the_same_session(env: Env) -> Non
 async def test_sync_commands_and_interrupted_notice(env: Env) -> None:
     fake = env.fake
     names = await env.bot.sync_commands(int(fake.guild_id))
-    assert sorted(names) == ["sense", "sense-eco", "sense-predict", "sense-workflow"]
+    assert sorted(names) == [
+        "Animate",
+        "Remix with each::sense",
+        "sense",
+        "sense-eco",
+        "sense-predict",
+        "sense-settings",
+        "sense-workflow",
+    ]
     assert {c["name"] for c in fake.commands[fake.guild_id]} == set(names)
     assert None not in fake.commands, "a guild sync must not touch global commands"
     # the CLI's entry point: REST only, globally when no guild is given
     listed = await sync_commands(env.core.settings, [None])
-    assert "/sense (globally)" in listed and len(fake.commands[None]) == 4
+    assert "/sense (globally)" in listed and len(fake.commands[None]) == 7
 
     _, thread_id = await env.sense("just text")
     await env.answer(thread_id)

@@ -129,6 +129,8 @@ async def test_help_lists_every_command(core: Core) -> None:
     await shell.handle_line("/help")
     lines = out.getvalue().splitlines()
     handled = ["/new", "/sense", "/eco", "/predict", "/workflow", "/help", "/quit"]
+    handled += ["/plan", "/approve", "/decline", "/image", "/settings"]
+    handled += ["/variations", "/upscale", "/animate", "/remix"]
     for command in handled:
         row = next((line for line in lines if line.strip().startswith(command)), None)
         assert row is not None, command
