@@ -273,6 +273,7 @@ async def test_a_bad_image_option_is_refused_privately_before_any_thread(env: En
     late = await fake.slash("sense", {"prompt": "use this"}, attachments={"image": fake_png})
     await fake.wait_for(lambda: late.followups or _edited(fake, late), what="the late refusal")
     assert "is not a JPEG" in (_edited(fake, late) or late.followups[0]["content"])
+    assert late.callbacks[0]["type"] == 5 and late.callbacks[0]["data"]["flags"] & EPHEMERAL
     assert not fake.threads() and not env.sim.requests
 
 

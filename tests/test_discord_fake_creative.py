@@ -4,7 +4,6 @@ rely on them."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -177,4 +176,3 @@ async def test_an_age_restricted_channel_is_nsfw_to_discord_py() -> None:
             plain = client.get_channel(int(fake.channel_id))
             assert isinstance(channel, discord.TextChannel) and channel.is_nsfw()
             assert isinstance(plain, discord.TextChannel) and not plain.is_nsfw()
-            await asyncio.sleep(0)

@@ -5,6 +5,7 @@ as each::sense and each::storage."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -130,7 +131,10 @@ async def test_controls_under_an_image_and_the_remix_form(rig: Rig) -> None:
     )
 
 
-async def test_shared_files_are_fetched_with_the_token_and_re_hosted(rig: Rig) -> None:
+async def test_shared_files_are_fetched_with_the_token_and_re_hosted(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     slack = rig.slack
     await rig.command("/sense", "just text")
     root = (await until(lambda: slack.top_level("C1"), what="root"))[0].ts
@@ -157,6 +161,7 @@ async def test_shared_files_are_fetched_with_the_token_and_re_hosted(rig: Rig) -
         what="the refusal",
     )
     assert len(rig.sim.requests) == 3
+    assert slack.bot_token not in caplog.text, "the token used for url_private is never logged"
 
 
 async def test_a_plan_flag_and_approve_on_slack(rig: Rig) -> None:

@@ -225,7 +225,8 @@ class DiscordBot:
         if name in (CommandName.ECO, CommandName.SETTINGS):  # quick: answered at once
             await self._core.commands.handle(self, command)
             return
-        await interaction.response.defer(thinking=True)
+        # with an attachment the answer may be a refusal of it: private, as every refusal is
+        await interaction.response.defer(thinking=True, ephemeral=bool(command.images))
         self._handle(command, f"{name.value}-{interaction.id}")
 
     async def on_message_action(
