@@ -261,6 +261,8 @@ class Conversations:
                 started_at=self._clock(),
                 mode=mode,
                 owner=self.coordinator.replica_id,
+                behavior=turn.behavior,
+                image_urls=turn.image_urls,
             )
         )
         renderer = ReplyRenderer(
@@ -466,7 +468,14 @@ class Conversations:
         if record is None:
             await say(surface, "⚠️ I can't find that request any more. Please ask again.")
             return
-        await self.run(Turn(key=record.key, user_id=user_id, text=record.prompt), surface)
+        again = Turn(
+            key=record.key,
+            user_id=user_id,
+            text=record.prompt,
+            image_urls=record.image_urls,  # a control's reference, an attachment's copy
+            behavior=record.behavior,  # a plan is planned again, never run unapproved
+        )
+        await self.run(again, surface)
 
     async def eco(
         self,

@@ -425,6 +425,9 @@ class TurnRecord:
     # The replica running the turn; a restart interrupts only turns whose owner stopped
     # beating (None: recorded before replicas had ids, or by a single-process bot).
     owner: str | None = None
+    # what else the request carried, so Regenerate and Retry send the same request again
+    behavior: str | None = None
+    image_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,8 @@
 `/sense … --plan` (or Discord's `plan: True`, or the shell's `/plan …`) sends the prompt with
 `behavior: "plan"`: each::sense answers with its plan and an estimated cost, and runs
 nothing. The answer ends with Approve and Cancel (`bot.render` puts them there instead of
-Regenerate, which would run the prompt without a plan). Approve runs it as the next turn of
+Regenerate; a failed plan keeps Regenerate, which plans again: the turn's stored behavior
+goes with it). Approve runs it as the next turn of
 the same session with `behavior: "agent"`; Cancel says so and runs nothing.
 
 Approving spends credit, so only the person who asked (or an admin) may press either, and

@@ -189,7 +189,8 @@ class ThreadStore(Protocol):
         ...
 
     async def begin_turn(self, record: TurnRecord) -> None:
-        """Insert or replace the turn, with its `owner` (the replica running it)."""
+        """Insert or replace the turn, with its `owner` (the replica running it) and every
+        other field (its `behavior` and `image_urls` included: they come back as given)."""
         ...
 
     async def finish_turn(self, turn_id: str, *, status: TurnStatus, at: float) -> None:

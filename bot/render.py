@@ -93,8 +93,9 @@ class ReplyRenderer:
         seconds, an idle live status is re-rendered so its elapsed time keeps moving during a
         long job (an unchanged view costs no call); `budget` is the process-wide cap on live
         edits (final flushes never wait for it). `notes` go on the final footer after the
-        mode (the channel's web search and safety checker); a `plan` turn ends with Approve
-        and Cancel instead of Regenerate (regenerating would run it without a plan)."""
+        mode (the channel's web search and safety checker); a `plan` turn that finished ends
+        with Approve and Cancel instead of Regenerate (one that failed keeps Regenerate: the
+        turn's stored behavior makes that a new plan, never a run)."""
         self._surface = surface
         self._budget = budget
         self._turn_id = turn_id
@@ -280,8 +281,8 @@ class ReplyRenderer:
         buttons: list[Button] = [
             Button(label="Regenerate", action=ButtonAction.REGENERATE, value=self._turn_id)
         ]
-        if self._plan:
-            buttons = list(self._plan_buttons()) if with_extras else []
+        if self._plan and with_extras:
+            buttons = list(self._plan_buttons())
         extras = ""
         if with_extras:
             extras = self._extras(text)

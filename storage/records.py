@@ -7,6 +7,7 @@ in PostgreSQL) differs, and each store decodes that itself before calling these.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from importlib import resources
@@ -28,7 +29,7 @@ Engine = Literal["sqlite", "postgres"]
 
 TURN_COLUMNS = (
     "id, platform, workspace, channel, thread, user_id, prompt, status, mode, "
-    "started_at, finished_at, owner"
+    "started_at, finished_at, owner, behavior, image_urls"
 )
 JOB_COLUMNS = (
     "id, kind, remote_id, platform, workspace, channel, thread, user_id, webhook_secret, "
@@ -83,6 +84,8 @@ def turn_params(record: TurnRecord) -> tuple[Any, ...]:
         record.started_at,
         record.finished_at,
         record.owner,
+        record.behavior,
+        json.dumps(list(record.image_urls)),  # JSON text on both engines
     )
 
 
@@ -98,7 +101,17 @@ def turn_from_row(row: Sequence[Any]) -> TurnRecord:
         started_at=row[9],
         finished_at=row[10],
         owner=row[11],
+        behavior=row[12],
+        image_urls=tuple(_json_list(row[13])),
     )
+
+
+def _json_list(value: str | None) -> list[str]:
+    try:
+        loaded = json.loads(value or "[]")
+    except ValueError:
+        return []
+    return [str(item) for item in loaded] if isinstance(loaded, list) else []
 
 
 def job_params(record: JobRecord, output: Any) -> tuple[Any, ...]:

@@ -261,7 +261,7 @@ class SqliteStore:
     async def begin_turn(self, record: TurnRecord) -> None:
         await self._write(
             f"INSERT OR REPLACE INTO turns ({TURN_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             records.turn_params(record),
         )
 

@@ -11,6 +11,7 @@ import aiohttp
 
 from adapters.shell import Shell
 from bot.app import Core
+from bot.models import ButtonAction, TurnRecord
 from simulator import Simulator, png_bytes
 
 PNG = png_bytes("a local cat")
@@ -78,3 +79,29 @@ async def test_a_plan_then_approve(core: Core, sim: Simulator) -> None:
     assert "Generated:" in out.getvalue()
     await shell.handle_line("/decline")
     assert "There is no plan to do that with here yet." in out.getvalue()
+
+
+async def test_regenerate_sends_the_same_request_again(core: Core, sim: Simulator) -> None:
+    """A control's reference image and a plan's behavior are stored with the turn, so
+    Regenerate (and Retry after a restart) never drops the image or runs an unapproved plan."""
+    out = io.StringIO()
+    shell = Shell(core, out=out)
+    await shell.handle_line("/plan draw a castle")
+    plan_turn = shell._surface.controls[ButtonAction.APPROVE]
+    await shell.handle_line("draw a cat")
+    await shell.handle_line("/variations")
+    varied = sim.requests[-1]
+    [turn_id] = [r.id for r in await _turns(core) if r.prompt.startswith("Make 3 variations")]
+    surface = shell.surface(shell.key)
+    await core.conversations.regenerate(turn_id, user_id="local", surface=surface)
+    again = sim.requests[-1]
+    assert again.prompt == varied.prompt and again.body["image_urls"] == varied.body["image_urls"]
+    await core.conversations.regenerate(plan_turn, user_id="local", surface=surface)
+    assert sim.requests[-1].body["behavior"] == "plan"
+
+
+async def _turns(core: Core) -> list[TurnRecord]:
+    async with core.store._conn.execute("SELECT id FROM turns") as cursor:  # type: ignore[attr-defined]
+        ids = [row[0] for row in await cursor.fetchall()]
+    found = [await core.store.get_turn(turn_id) for turn_id in ids]
+    return [turn for turn in found if turn is not None]

@@ -189,6 +189,26 @@ async def test_turn_roundtrip_and_finish(store: Store) -> None:
     assert await store.get_turn("missing") is None
 
 
+async def test_a_turn_keeps_its_behavior_and_reference_images(store: Store) -> None:
+    plan = TurnRecord(
+        "turn-p",
+        KEY,
+        "U1",
+        "draw a castle",
+        TurnStatus.RUNNING,
+        1.0,
+        behavior="plan",
+        image_urls=("https://cdn/a.png", "https://cdn/b.png"),
+    )
+    await store.begin_turn(plan)
+    assert await store.get_turn("turn-p") == plan
+    [interrupted] = await store.interrupt_running_turns(at=2.0)
+    assert interrupted.behavior == "plan" and interrupted.image_urls == plan.image_urls
+    await store.begin_turn(_turn("turn-q"))
+    plain = await store.get_turn("turn-q")
+    assert plain is not None and plain.behavior is None and plain.image_urls == ()
+
+
 async def test_begin_turn_replaces_and_owner_defaults_to_none(store: Store) -> None:
     await store.begin_turn(_turn("t", owner="a"))
     await store.begin_turn(_turn("t", at=20.0))
