@@ -131,8 +131,8 @@ async def test_remix_opens_a_modal_with_the_prompt_and_runs_what_was_written(env
     await env.answer(thread_id)
     click = await fake.click(button(offer, "sense:remix:"), message_id=offer["id"])
     await fake.wait_for(lambda: click.modal, what="the remix form")
+    # the fake refuses a response after Discord's 3 s (10062), so this one was in time
     assert click.callbacks[0]["type"] == 9, "the modal is the click's own response"
-    assert click.callback_at is not None and click.callback_at - click.injected_at < 3.0
     modal = click.modal
     assert modal is not None and modal["title"] == "Remix with each::sense"
     [field] = [row["components"][0] for row in modal["components"]]
