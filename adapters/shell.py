@@ -17,6 +17,10 @@ Two ways to show a thread, picked by where stdout goes:
   agent's activity) redrawn in place below them; the status line goes when the turn ends.
 
 A clarification's options are numbered in both; typing the number answers with that option.
+The buttons under a generated image or video are commands here (`/variations`, `/upscale`,
+`/animate`, `/remix WHAT TO CHANGE`, acting on the newest one), and so are a plan's
+(`/approve`, `/decline`). `/image PATH-OR-URL` attaches a reference image to the next
+message; the core checks and re-hosts it like a platform's attachment.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from bot.core import Core
@@ -42,8 +47,11 @@ from bot.models import (
     Click,
     Command,
     CommandName,
+    Form,
+    ImageRef,
     MediaFile,
     Message,
+    Submission,
     SurfaceLimits,
     ThreadKey,
     View,
@@ -62,12 +70,24 @@ PLATFORM = "shell"
 USER = "local"
 COMMANDS = {
     "/eco": CommandName.ECO,
+    "/settings": CommandName.SETTINGS,
     "/predict": CommandName.PREDICT,
     "/workflow": CommandName.WORKFLOW,
     "/sense": CommandName.SENSE,
     "/usage": CommandName.USAGE,
     "/admin": CommandName.ADMIN,
+    "/plan": CommandName.SENSE,  # with a plan first
 }
+# the buttons under a generated file, and a plan's, as commands (they act on the newest)
+CONTROLS = {
+    "/variations": ButtonAction.VARIATIONS,
+    "/upscale": ButtonAction.UPSCALE,
+    "/animate": ButtonAction.ANIMATE,
+    "/remix": ButtonAction.REMIX,
+    "/approve": ButtonAction.APPROVE,
+    "/decline": ButtonAction.DECLINE,
+}
+_CONTROL_NAMES = {action: name for name, action in CONTROLS.items()}
 QUIT = ("/quit", "/exit")
 
 # (what to type, what it does): `/help` prints these, in this order
@@ -76,7 +96,16 @@ HELP_ROWS = (
     ("1, 2, …", "answer the agent's question with that numbered option"),
     ("/new", "start a new thread: the next message opens a new session"),
     ("/sense PROMPT...", "start a new thread with this prompt"),
+    ("/plan PROMPT...", "start a new thread: the plan and its estimated cost first"),
+    ("/approve", "run the plan just shown (in the same session)"),
+    ("/decline", "drop the plan just shown: nothing runs"),
+    ("/image PATH-OR-URL", "attach a reference image to the next message (up to 4)"),
+    ("/variations", "variations of the newest generated image or video"),
+    ("/upscale", "the newest generated image or video at a higher resolution"),
+    ("/animate", "the newest generated image as a short video"),
+    ("/remix WHAT TO CHANGE", "the newest generated image or video, changed as you say"),
     ("/eco on|off|status", "eco mode for this console: faster, cheaper generations"),
+    ("/settings [web on|off|default]", "web search for this console (and the status)"),
     ("/predict MODEL PROMPT...", "run one model directly (each::api)"),
     ("/workflow ID [key=value...]", "run a saved workflow (each::workflows)"),
     ("/usage", "what you used today and in the last 30 days"),
@@ -189,6 +218,7 @@ class ShellSurface:
         self._messages: dict[str, _Message] = {}
         self._clock = clock
         self.options: tuple[str, ...] = ()  # the newest answer's clarification options
+        self.controls: dict[ButtonAction, str] = {}  # the newest controls: action -> value
 
     @property
     def limits(self) -> SurfaceLimits:
@@ -230,6 +260,12 @@ class ShellSurface:
             message.stop = next(
                 ((b.action, b.value) for b in view.buttons if b.action in _STOPS), None
             )
+        controls = {b.action: b.value for b in view.buttons if b.action in _CONTROL_NAMES}
+        if final and controls:  # the buttons are commands here: say which
+            self.controls = controls
+            hint = ", ".join(_CONTROL_NAMES[action] for action in controls)
+            gap = "\n\n" if "\n" in view.text else " "
+            view = replace(view, text=f"{view.text}{gap}{hint}" if view.text else hint)
         self._show(message, view, final=final)
         message.status = view.status
         if final:
@@ -623,6 +659,13 @@ class ShellReply:
     async def opened(self, key: ThreadKey) -> None:
         """The console shows one thread at a time: the new one is the current one."""
 
+    async def form(self, form: Form) -> bool:
+        """The console's form is a command line: say which one to type."""
+        name = _CONTROL_NAMES.get(form.action, "/remix")
+        was = f" (it was: {form.text})" if form.text else ""
+        self._surface.notice(f"Type `{name} WHAT TO CHANGE` to remix it{was}.")
+        return True
+
 
 class Shell:
     """The console as a platform: lines become `Command`s, `Message`s and `Click`s for the
@@ -642,6 +685,7 @@ class Shell:
         self._surface = make_surface(self.out, console=console)
         self._threads = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._images: list[ImageRef] = []  # attached with /image, for the next message
         self._new_thread()
 
     # --- the Platform port --------------------------------------------------------------
@@ -674,6 +718,7 @@ class Shell:
         self.key = ThreadKey(PLATFORM, "local", "console", str(next(self._threads)))
         self._fresh = True
         self._surface.options = ()
+        self._surface.controls = {}
 
     async def handle_line(self, line: str) -> bool:
         """Act on one line; False means quit."""
@@ -698,6 +743,7 @@ class Shell:
             direct=True,
             admin=True,
             roles=frozenset(),
+            images=self._take_images(),
         )
         self._fresh = False
         await self.core.commands.handle(self, message)
@@ -713,7 +759,12 @@ class Shell:
         elif name == "/new":
             self._new_thread()
             self.say("New thread: the next message starts a new session.")
+        elif name == "/image":
+            self._attach(rest.strip())
+        elif name in CONTROLS:
+            await self._control(CONTROLS[name], rest.strip())
         elif name in COMMANDS:
+            sense = COMMANDS[name] is CommandName.SENSE
             command = Command(
                 name=COMMANDS[name],
                 channel=self.key.channel_key,
@@ -722,11 +773,56 @@ class Shell:
                 reply=ShellReply(self._surface),
                 admin=True,
                 roles=frozenset(),
+                images=self._take_images() if sense else (),
+                plan=name == "/plan",
             )
             await self.core.commands.handle(self, command)
         else:
             self.say(f"Unknown command {name}. Type /help for the list.")
         return True
+
+    def _attach(self, where: str) -> None:
+        """`/image PATH-OR-URL`: kept for the next message (checked when it is sent)."""
+        if not where:
+            self.say("Usage: /image PATH-OR-URL (a JPEG, PNG, WebP or GIF image).")
+            return
+        if "://" in where:
+            ref = ImageRef(url=where, filename=where.rsplit("/", 1)[-1].split("?", 1)[0])
+        else:
+            path = Path(where).expanduser()
+            if not path.is_file():
+                self.say(f"There is no file at {where}.")
+                return
+            ref = ImageRef(path=path, filename=path.name)
+        self._images.append(ref)
+        count = len(self._images)
+        more = f" ({count} attached)" if count > 1 else ""
+        self.say(f"Attached {ref.name}{more}: it goes with your next message.")
+
+    def _take_images(self) -> tuple[ImageRef, ...]:
+        images, self._images = tuple(self._images), []
+        return images
+
+    async def _control(self, action: ButtonAction, text: str) -> None:
+        """A button under the newest generated file (or plan), typed."""
+        value = self._surface.controls.get(action)
+        if value is None:
+            what = "plan" if action in (ButtonAction.APPROVE, ButtonAction.DECLINE) else "file"
+            self.say(f"There is no {what} to do that with here yet.")
+            return
+        if action is ButtonAction.REMIX and text:
+            submission = Submission(
+                key=self.key,
+                user_id=USER,
+                action=action,
+                value=value,
+                text=text,
+                reply=ShellReply(self._surface),
+                event_id=uuid.uuid4().hex,
+            )
+            await self.core.commands.handle(self, submission)
+            return
+        await self._click(action, value)
 
     async def _click(self, action: ButtonAction, value: str) -> None:
         click = Click(

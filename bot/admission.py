@@ -35,6 +35,8 @@ from bot.models import (
     CommandName,
     Inbound,
     Message,
+    Shortcut,
+    Submission,
 )
 from bot.ports import Platform
 from bot.quotas import Counted, Quotas
@@ -42,7 +44,16 @@ from bot.quotas import Counted, Quotas
 log = logging.getLogger(__name__)
 
 IsAdmin = Callable[[Platform, str, ChannelKey, bool | None], Awaitable[bool]]
-_TURN_CLICKS = (ButtonAction.REGENERATE, ButtonAction.ANSWER)
+# clicks that start a turn (the creative controls and a plan's Approve included); Stop,
+# Cancel and a plan's decline never do
+_TURN_CLICKS = (
+    ButtonAction.REGENERATE,
+    ButtonAction.ANSWER,
+    ButtonAction.VARIATIONS,
+    ButtonAction.UPSCALE,
+    ButtonAction.ANIMATE,
+    ButtonAction.APPROVE,
+)  # Remix only opens a form: its submission is the turn
 
 
 def counted(inbound: Inbound) -> Counted | None:
@@ -53,18 +64,22 @@ def counted(inbound: Inbound) -> Counted | None:
         if inbound.name in (CommandName.PREDICT, CommandName.WORKFLOW):
             return "runs"
         return None
-    if isinstance(inbound, Message) or inbound.action in _TURN_CLICKS:
+    if isinstance(inbound, Message | Submission):
         return "turns"
-    return None
+    if isinstance(inbound, Shortcut):  # Remix opens a form first; Animate runs at once
+        return "turns" if inbound.action is ButtonAction.ANIMATE else None
+    return "turns" if inbound.action in _TURN_CLICKS else None
 
 
 def gated(inbound: Inbound) -> bool:
-    """Whether the request is checked at all (Stop and Cancel are not)."""
+    """Whether the request is checked at all (Stop, Cancel and opening a form are not)."""
     return not isinstance(inbound, Click) or inbound.action in _TURN_CLICKS
 
 
 def channel_of(inbound: Inbound) -> ChannelKey:
-    return inbound.channel if isinstance(inbound, Command) else inbound.key.channel_key
+    if isinstance(inbound, Command | Shortcut):
+        return inbound.channel
+    return inbound.key.channel_key
 
 
 class Admission:
@@ -84,7 +99,7 @@ class Admission:
             if what is not None:
                 refusal = await self.quotas.take(channel, inbound.user_id, what)
         if refusal is not None and await self._is_admin(
-            platform, inbound.user_id, channel, inbound.admin
+            platform, inbound.user_id, channel, getattr(inbound, "admin", None)
         ):
             log.info("%s: admin %s let through", platform.name, inbound.user_id)
             return None
@@ -96,7 +111,7 @@ class Admission:
         lists = await self.access.lists(channel)
         if lists.empty:
             return None
-        roles = inbound.roles
+        roles: frozenset[str] | None = getattr(inbound, "roles", None)
         if roles is None:
             roles = frozenset()
             if lists.roles:

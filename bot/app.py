@@ -28,6 +28,7 @@ from bot.conversations import Conversations
 from bot.core import Core
 from bot.eachlabs import PredictionsClient, WorkflowsClient
 from bot.eachsense import EachSenseClient
+from bot.eachstorage import StorageClient
 from bot.housekeeping import purge_expired_events
 from bot.http import HttpServer
 from bot.jobs import Jobs
@@ -36,6 +37,7 @@ from bot.metrics import Metrics
 from bot.models import ChannelKey
 from bot.operators import Operators
 from bot.ports import AdapterSpec, Platform
+from bot.references import References
 from bot.replicas import POLL, Coordinator, every
 from bot.tasks import BackgroundTasks
 from bot.webhooks import webhook_routes
@@ -130,8 +132,14 @@ async def build_core(settings: Settings) -> Core:
         usage=operators.usage,
     )
     jobs.owner = coordinator.replica_id
+    storage = StorageClient(session, api_key=key, base_url=settings.eachlabs_api_url)
+    references = References(media, storage, ttl=settings.reference_image_ttl)
     commands = Commands(
-        conversations=conversations, jobs=jobs, settings=settings, operators=operators
+        conversations=conversations,
+        jobs=jobs,
+        settings=settings,
+        operators=operators,
+        references=references,
     )
     return Core(
         settings,

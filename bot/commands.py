@@ -14,6 +14,10 @@ Adapters translate a payload into a `Command`, `Message` or `Click` and call
 - who may use the bot here and how much today (`bot.admission`: access lists and quotas,
   checked at the start of handling, or before the ack through `admit`), and the operators'
   commands `/sense-usage` and `/sense-admin` (`bot.operators`).
+
+The creative controls (`bot.creative`), plans (`bot.plans`), reference images
+(`bot.references`) and the channel settings (`bot.controls`) live in their own modules;
+this flow hands them their payloads.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 
+from bot import controls, plans
 from bot.admin import parse_admin_args
 from bot.arguments import parse_predict_args, parse_workflow_args
 from bot.config import Settings
 from bot.conversations import INTERRUPTED, Conversations
-from bot.errors import BotError, InputError, PlatformError
+from bot.creative import Creative
+from bot.errors import BotError, InputError
 from bot.jobs import Jobs
 from bot.models import (
     Button,
@@ -35,8 +41,11 @@ from bot.models import (
     Click,
     Command,
     CommandName,
+    ImageRef,
     Inbound,
     Message,
+    Shortcut,
+    Submission,
     ThreadKey,
     Turn,
     TurnRecord,
@@ -44,14 +53,21 @@ from bot.models import (
 )
 from bot.operators import Operators
 from bot.ports import Platform, Reply, Surface
+from bot.references import IMAGE_ONLY_PROMPT, References
 from bot.status import keep_status, release, set_title
+from bot.threads import open_thread
 
 log = logging.getLogger(__name__)
 
 ROOT_PROMPT_MAX = 1500  # the root message repeats the prompt; the agent gets all of it
-TITLE_MAX = 90
 NOT_HERE = "Use this command in a channel where I can open a thread."
-THREADLESS = (CommandName.ECO, CommandName.USAGE, CommandName.ADMIN)  # need no thread
+THREADLESS = (  # they need no thread
+    CommandName.ECO,
+    CommandName.USAGE,
+    CommandName.ADMIN,
+    CommandName.SETTINGS,
+)
+NO_REFERENCES = "Reference images are not set up on this bot."
 
 
 def code(text: str, limit: int = 100) -> str:
@@ -73,6 +89,7 @@ class Commands:
         jobs: Jobs,
         settings: Settings,
         operators: Operators | None = None,
+        references: References | None = None,
     ) -> None:
         self.conversations = conversations
         self.jobs = jobs
@@ -83,6 +100,9 @@ class Commands:
                 platform, user_id, channel, hint=hint
             )
         )
+        self.references = references
+        self.creative = Creative(conversations, references)
+        self.plans = plans.Plans(conversations)
 
     # --- before the platform is answered ------------------------------------------------
 
@@ -93,6 +113,10 @@ class Commands:
         refused privately within the platform's 3 s, the same way everywhere."""
         try:
             self._arguments(command)
+            if command.images:
+                if self.references is None:
+                    raise InputError(NO_REFERENCES)
+                self.references.precheck(command.images)
         except InputError as err:
             return "⚠️ " + err.user_message
         if not command.threadable and command.place is None and command.name not in THREADLESS:
@@ -101,7 +125,11 @@ class Commands:
 
     def _arguments(self, command: Command) -> tuple[str, ...]:
         if command.name is CommandName.SENSE:
-            return (self.conversations.check_prompt(command.text),)
+            prompt, _ = plans.split_flag(command.text)
+            return (self.conversations.check_prompt(prompt),)
+        if command.name is CommandName.SETTINGS:
+            controls.parse_settings(command.text)
+            return (command.text,)
         if command.name is CommandName.PREDICT:
             model, prompt = parse_predict_args(command.text)
             return model, self.conversations.check_prompt(prompt)
@@ -133,6 +161,16 @@ class Commands:
                 await self._command(platform, inbound)
             elif isinstance(inbound, Message):
                 await self._message(platform, inbound)
+            elif isinstance(inbound, Submission):
+                if await self._claim(platform, inbound.event_id) and await self._admitted(
+                    platform, inbound
+                ):
+                    await self.creative.submit(platform, inbound)
+            elif isinstance(inbound, Shortcut):
+                if await self._claim(platform, inbound.event_id) and await self._admitted(
+                    platform, inbound
+                ):
+                    await self.creative.shortcut(platform, inbound)
             else:
                 await self._click(platform, inbound)
         except BotError as err:
@@ -165,6 +203,8 @@ class Commands:
             await self._eco(platform, command, args[0])
         elif command.name in (CommandName.USAGE, CommandName.ADMIN):
             await self._operators(platform, command)
+        elif command.name is CommandName.SETTINGS:
+            await self._settings(platform, command)
         elif command.name is CommandName.PREDICT:
             await self._predict(platform, command, *args)
         else:
@@ -177,15 +217,7 @@ class Commands:
         can open, the conversation the adapter named (`Command.place`) begins with `root`."""
         if not command.threadable and command.place is not None:
             return await self._begin_here(platform, command, command.place, root=root)
-        name = " ".join(title.split())[:TITLE_MAX] or "each::sense"
-        try:
-            key = await platform.open_thread(command.channel, root=root, title=name)
-        except PlatformError as err:
-            log.warning("%s: no thread in %s: %s", platform.name, command.channel, err.detail)
-            await command.reply.tell("⚠️ " + err.user_message)
-            return None
-        await command.reply.opened(key)
-        return key
+        return await open_thread(platform, command.channel, command.reply, root=root, title=title)
 
     async def _begin_here(
         self, platform: Platform, command: Command, key: ThreadKey, *, root: View
@@ -202,8 +234,13 @@ class Commands:
         return key
 
     async def _sense(self, platform: Platform, command: Command, prompt: str) -> None:
+        _, flagged = plans.split_flag(command.text)
+        plan = command.plan or flagged
+        # a bad image is refused privately, before any thread opens
+        image_urls = command.image_urls + await self._host(command.images)
         mode = await self.conversations.mode_for(command.channel, command.mode)
-        root = View(text=f"asked: {clip(prompt)} · {mode} mode", by=command.user_id)
+        shown = f"asked: {clip(prompt)} · {mode} mode" + (" · plan first" if plan else "")
+        root = View(text=shown, by=command.user_id)
         key = await self._open(platform, command, root=root, title=prompt)
         if key is None:
             return
@@ -213,9 +250,19 @@ class Commands:
             text=prompt,
             new_thread=True,
             mode=command.mode,
-            image_urls=command.image_urls,
+            image_urls=image_urls,
+            behavior="plan" if plan else None,
+            adult=command.adult,
         )
         await self.conversations.run(turn, platform.surface(key, user_id=command.user_id))
+
+    async def _host(self, images: tuple[ImageRef, ...]) -> tuple[str, ...]:
+        """Re-host reference images (`InputError`, with a sentence, when one is bad)."""
+        if not images:
+            return ()
+        if self.references is None:
+            raise InputError(NO_REFERENCES)
+        return await self.references.host(images)
 
     async def _eco(self, platform: Platform, command: Command, action: str) -> None:
         changes = action.lower() in ("on", "off")
@@ -231,6 +278,37 @@ class Commands:
         )
         # a change is the channel's news; a refusal or a status is the asker's alone
         await command.reply.tell(sentence, public=changes and admin)
+
+    async def _settings(self, platform: Platform, command: Command) -> None:
+        """`/sense-settings`: the same admin gate as eco; the safety checker goes off only
+        where the platform marks the channel adult."""
+        change = controls.parse_settings(command.text)
+        store, channel = self.conversations.store, command.channel
+        if change is None:
+            current = await store.get_channel(channel)
+            await command.reply.tell(controls.status_sentence(current, adult=command.adult))
+            return
+        if not await self.is_admin(platform, command.user_id, channel, hint=command.admin):
+            await command.reply.tell(
+                f"Only admins can change these settings here ({platform.admins}, or ids in "
+                "BOT_ADMINS). `/sense-settings status` works for everyone."
+            )
+            return
+        if change.setting == "safety" and change.value is False and not command.adult:
+            await command.reply.tell(controls.ADULT_ONLY)
+            return
+        at = self.conversations.now()
+        if change.setting == "web":
+            await store.set_channel_web_search(
+                channel, web_search=change.value, by=command.user_id, at=at
+            )
+        else:
+            await store.set_channel_safety(
+                channel, enabled=bool(change.value), by=command.user_id, at=at
+            )
+        current = await store.get_channel(channel)
+        sentence = "Done. " + controls.status_sentence(current, adult=command.adult)
+        await command.reply.tell(sentence, public=True)
 
     async def _predict(self, platform: Platform, command: Command, model: str, prompt: str) -> None:
         root = View(text=f"ran {code(model)}: {clip(prompt)}", by=command.user_id)
@@ -284,21 +362,28 @@ class Commands:
 
     async def _message(self, platform: Platform, message: Message) -> None:
         new_thread = await self._answers(message)
-        if new_thread is None or not message.text.strip():
+        if new_thread is None or not (message.text.strip() or message.images):
             return
         claim = f"msg:{message.key.channel}:{message.message_id}"
         if not await self._claim(platform, claim):
             return
         if not await self._admitted(platform, message):
             return
+        surface = platform.surface(message.key, user_id=message.user_id)
+        try:
+            hosted = await self._host(message.images)
+        except BotError as err:  # a message has no private reply: the thread hears it
+            log.info("message %s: images refused: %s", message.message_id, err.detail)
+            await self.conversations.say(surface, View(text="⚠️ " + err.user_message))
+            return
         turn = Turn(
             key=message.key,
             user_id=message.user_id,
-            text=message.text,
+            text=message.text if message.text.strip() else IMAGE_ONLY_PROMPT,
             new_thread=new_thread,
-            image_urls=message.image_urls,
+            image_urls=message.image_urls + hosted,
+            adult=message.adult,
         )
-        surface = platform.surface(message.key, user_id=message.user_id)
         if new_thread and not message.top_level:  # a thread that exists already begins here
             await set_title(surface, message.text)
         await self.conversations.run(turn, surface)
@@ -338,8 +423,12 @@ class Commands:
         elif click.action is ButtonAction.ANSWER:
             surface = platform.surface(click.key, user_id=click.user_id)
             await conversations.say(surface, View(text=f"chose: {click.value}", by=click.user_id))
-            turn = Turn(key=click.key, user_id=click.user_id, text=click.value)
+            turn = Turn(key=click.key, user_id=click.user_id, text=click.value, adult=click.adult)
             await conversations.run(turn, surface)
+        elif click.action in plans.CLICKS:
+            await self.plans.click(platform, click, admin=admin)
+        else:
+            await self.creative.click(platform, click)
 
     # --- operators ----------------------------------------------------------------------
 

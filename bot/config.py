@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     media_max_bytes: int = Field(200 * 1024 * 1024, gt=0)
     media_fetch_timeout: float = Field(120.0, gt=0)
     media_fetch_deadline: float = Field(300.0, gt=0)
+    # how long each::storage keeps a re-hosted reference image (seconds; 60 s to 1 year)
+    reference_image_ttl: int = Field(30 * 24 * 3600, ge=60, le=31_536_000)
 
     # operators: access lists (ids; deny beats allow; admins are never locked out), daily
     # quotas per UTC day (0 = off; admins may override them per workspace and channel with

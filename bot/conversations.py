@@ -25,6 +25,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.config import Settings
+from bot.controls import AgentOptions, agent_options, footer_notes
+from bot.creative import new_generation_id, offer_controls
 from bot.delivery import deliver, may_act, say
 from bot.eachsense import EachSenseClient
 from bot.errors import BotError, BusyError, InputError, TurnTooLong
@@ -146,6 +148,10 @@ class Conversations:
             platform, event_id, now=self._clock(), ttl=self.settings.event_dedupe_ttl
         )
 
+    def now(self) -> float:
+        """The clock every stored time comes from (tests pass their own)."""
+        return self._clock()
+
     @property
     def running_turns(self) -> int:
         return len(self._running)
@@ -245,7 +251,9 @@ class Conversations:
     async def _run_turn(
         self, turn: Turn, prompt: str, record: ThreadRecord, surface: Surface, *, arrived: float
     ) -> None:
-        mode = await self.mode_for(turn.key.channel_key, record.mode)
+        channel = await self.store.get_channel(turn.key.channel_key)
+        mode: Mode = record.mode or ("eco" if channel.eco else "max")
+        options = agent_options(channel, behavior=turn.behavior, adult=turn.adult)
         surface = keep_status(surface)  # where the thread has a status place, keep it current
         turn_id = uuid.uuid4().hex[:20]
         await self.store.begin_turn(
@@ -258,13 +266,22 @@ class Conversations:
                 started_at=self._clock(),
                 mode=mode,
                 owner=self.coordinator.replica_id,
+                behavior=turn.behavior,
+                image_urls=turn.image_urls,
             )
         )
-        renderer = ReplyRenderer(surface, turn_id=turn_id, mode=mode, budget=self._edit_budget)
+        renderer = ReplyRenderer(
+            surface,
+            turn_id=turn_id,
+            mode=mode,
+            budget=self._edit_budget,
+            notes=footer_notes(options),
+            plan=options.behavior == "plan",
+        )
         await renderer.start()
         self.metrics.first_update.observe(time.monotonic() - arrived)
         task = asyncio.create_task(
-            self._finish_turn(turn_id, turn, prompt, record, mode, renderer, surface),
+            self._finish_turn(turn_id, turn, prompt, record, mode, renderer, surface, options),
             name=f"turn-{turn_id}",
         )
         self._running[turn_id] = _Running(task, turn.user_id, turn.key)
@@ -326,6 +343,7 @@ class Conversations:
         mode: Mode,
         renderer: ReplyRenderer,
         surface: Surface,
+        options: AgentOptions,
     ) -> None:
         """Stream the turn, then send its final edit from this same task.
 
@@ -333,7 +351,9 @@ class Conversations:
         ends, saves the hand-offs back to `_run_turn` (task done, shield, wake-up), each a
         full event-loop iteration, which are long when many turns are streaming. Once the
         stream is over the turn leaves `_running`, so Stop can no longer cut that edit."""
-        await self._stream(turn, prompt, record, mode, renderer, surface)
+        await self._stream(
+            turn, prompt, record, mode, renderer, surface, turn_id=turn_id, options=options
+        )
         self._running.pop(turn_id, None)
         ended = time.monotonic()
         await renderer.finish()
@@ -347,14 +367,23 @@ class Conversations:
         mode: Mode,
         renderer: ReplyRenderer,
         surface: Surface,
+        *,
+        turn_id: str,
+        options: AgentOptions,
     ) -> None:
         """Relay the stream into the renderer within `MAX_TURN_SECONDS`; media go out in
         order on a side task so a slow upload never holds up the live text."""
-        uploads = _Uploads(lambda url: self._upload(url, turn, record, renderer, surface))
+        uploads = _Uploads(lambda url: self._upload(url, turn, record, renderer, surface, turn_id))
         try:
             async with self._deadline():
                 async for event in self.agent.stream(
-                    prompt, session_id=record.session_id, mode=mode, image_urls=turn.image_urls
+                    prompt,
+                    session_id=record.session_id,
+                    mode=mode,
+                    image_urls=turn.image_urls,
+                    behavior=options.behavior,
+                    web_search=options.web_search,
+                    enable_safety_checker=options.safety_checker,
                 ):
                     renderer.feed(event)
                     if isinstance(event, GenerationResponse):
@@ -379,25 +408,38 @@ class Conversations:
             raise TurnTooLong(limit) from exc
 
     async def _upload(
-        self, url: str, turn: Turn, record: ThreadRecord, renderer: ReplyRenderer, surface: Surface
+        self,
+        url: str,
+        turn: Turn,
+        record: ThreadRecord,
+        renderer: ReplyRenderer,
+        surface: Surface,
+        turn_id: str,
     ) -> None:
+        """Post the file, remember it, and offer the creative controls under it (only once
+        it is stored: a button must name a generation that can be found again)."""
         kind = await deliver(self.media, url, surface)
         renderer.media_done(url, kind)
         if self.usage is not None:
             await self.usage.generation_delivered(
                 session_id=record.session_id, key=turn.key, user_id=turn.user_id, url=url, kind=kind
             )
-        with contextlib.suppress(Exception):
-            await self.store.add_generation(
-                GenerationRecord(
-                    url=url,
-                    media_type=kind,
-                    session_id=record.session_id,
-                    key=record.key,
-                    message_id=None,
-                    created_at=self._clock(),
-                )
-            )
+        generation = GenerationRecord(
+            url=url,
+            media_type=kind,
+            session_id=record.session_id,
+            key=record.key,
+            message_id=None,
+            created_at=self._clock(),
+            id=new_generation_id(),
+            turn_id=turn_id,
+        )
+        try:
+            await self.store.add_generation(generation)
+        except Exception as exc:
+            log.warning("turn %s: generation not recorded (%s): no controls", turn_id, exc)
+            return
+        await offer_controls(surface, generation)
 
     # --- buttons and commands -----------------------------------------------------------
 
@@ -441,7 +483,14 @@ class Conversations:
         if record is None:
             await say(surface, "⚠️ I can't find that request any more. Please ask again.")
             return
-        await self.run(Turn(key=record.key, user_id=user_id, text=record.prompt), surface)
+        again = Turn(
+            key=record.key,
+            user_id=user_id,
+            text=record.prompt,
+            image_urls=record.image_urls,  # a control's reference, an attachment's copy
+            behavior=record.behavior,  # a plan is planned again, never run unapproved
+        )
+        await self.run(again, surface)
 
     async def eco(
         self,

@@ -23,13 +23,15 @@ UPLOAD_FAILED = "The file could not be uploaded here."
 
 
 async def deliver(media: MediaFetcher, url: str, surface: Surface) -> MediaKind:
-    """Upload one generated file, or post its link when it cannot be uploaded; the kind
-    of what was shown. A surface with no upload limit (the shell) shows links only."""
+    """Upload one generated file (images, videos and audio show inline on the platforms;
+    anything else is a file to download), or post its link when it cannot be uploaded; the
+    kind of what was shown. A surface with no upload limit (the shell) shows links only."""
     limit = surface.limits.max_upload_bytes
     reason = ""
     if limit > 0:
         try:
-            async with media.fetch(url, max_bytes=limit) as fetched:
+            # any file: audio plays inline, a 3D model or an archive is a download
+            async with media.fetch(url, max_bytes=limit, any_file=True) as fetched:
                 await surface.upload(fetched)
                 return fetched.kind
         except MediaRejected as err:

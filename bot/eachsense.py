@@ -172,6 +172,7 @@ class EachSenseClient:
         image_urls: Sequence[str] = (),
         behavior: str | None = None,
         web_search: bool | None = None,
+        enable_safety_checker: bool | None = None,
     ) -> AsyncIterator[Event]:
         """Send one user turn and yield its events as they arrive.
 
@@ -188,6 +189,7 @@ class EachSenseClient:
             image_urls=image_urls,
             behavior=behavior,
             web_search=web_search,
+            enable_safety_checker=enable_safety_checker,
         )
         return self._events(body)
 
@@ -227,6 +229,7 @@ class EachSenseClient:
         image_urls: Sequence[str],
         behavior: str | None = None,
         web_search: bool | None = None,
+        enable_safety_checker: bool | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self._model,
@@ -243,6 +246,8 @@ class EachSenseClient:
             body["behavior"] = behavior
         if web_search is not None:
             body["web_search"] = web_search
+        if enable_safety_checker is not None:  # the server's default is on: sent only off
+            body["enable_safety_checker"] = enable_safety_checker
         return body
 
     def _headers(self, accept: str) -> dict[str, str]:

@@ -30,8 +30,9 @@ import os
 import re
 import socket
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Literal
 from urllib.parse import unquote
@@ -334,51 +335,62 @@ class MediaFetcher:
         )
 
     def fetch(
-        self, url: str, *, max_bytes: int | None = None
+        self,
+        url: str,
+        *,
+        max_bytes: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        any_file: bool = False,
     ) -> AbstractAsyncContextManager[MediaFile]:
         """Fetch `url` (cap: the smaller of this fetcher's and `max_bytes`). Raises
-        `MediaRefused` (a `MediaRejected`) on entry for every refusal."""
+        `MediaRefused` (a `MediaRejected`) on entry for every refusal. `headers` (a bot
+        token for a platform's private file URL, say) go to `url`'s own origin only: a
+        redirect to another host never sees them. `any_file` also takes files that are not
+        images, videos or audio (a generated 3D model, an archive), as kind `file`; a web
+        page is still refused (it is an error page far more often than an output)."""
         cap = self._max_bytes if max_bytes is None else min(self._max_bytes, max_bytes)
-        return self._fetch(url, cap)
+        return self._fetch(url, _Ask(cap, dict(headers or {}), any_file))
 
     @contextlib.asynccontextmanager
-    async def _fetch(self, url: str, cap: int) -> AsyncIterator[MediaFile]:
+    async def _fetch(self, url: str, ask: _Ask) -> AsyncIterator[MediaFile]:
         fd, tmp_name = tempfile.mkstemp(prefix="eachsense-media-", dir=self._tmp_dir)
         path = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as sink:
-                media = await self._download(url, cap, sink, path)
+                media = await self._download(url, ask, sink, path)
             yield media
         finally:
             _remove(path)
 
-    async def _download(self, url: str, cap: int, sink: BinaryIO, path: Path) -> MediaFile:
+    async def _download(self, url: str, ask: _Ask, sink: BinaryIO, path: Path) -> MediaFile:
         deadline = asyncio.timeout(self._deadline)
         try:
             async with deadline:
-                return await self._download_now(url, cap, sink, path)
+                return await self._download_now(url, ask, sink, path)
         except TimeoutError as exc:
             if not deadline.expired():
                 raise
             raise MediaTooSlow(deadline=self._deadline, url=url) from exc
 
-    async def _download_now(self, url: str, cap: int, sink: BinaryIO, path: Path) -> MediaFile:
+    async def _download_now(self, url: str, ask: _Ask, sink: BinaryIO, path: Path) -> MediaFile:
         try:
-            response = await self._follow(url)
+            response = await self._follow(url, ask.headers)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise _network(url, exc) from exc
         final_url = str(response.url_for_log)
         async with response.raw:
             try:
-                return await self._store_body(response, cap, sink, path)
+                return await self._store_body(response, ask, sink, path)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 raise _network(final_url, exc) from exc
 
-    async def _follow(self, url: str) -> _Response:
+    async def _follow(self, url: str, headers: dict[str, str]) -> _Response:
         """GET `url`, following redirects by hand so every hop passes the policy."""
         current = self._parse(url)
+        origin = current.origin()
         for _ in range(MAX_REDIRECTS + 1):
-            raw = await self._request(current)
+            # credentials stay with the origin they were meant for
+            raw = await self._request(current, headers if current.origin() == origin else {})
             if raw.status not in _REDIRECTS:
                 return _Response(raw, current)
             location = raw.headers.get("Location", "")
@@ -423,12 +435,16 @@ class MediaFetcher:
             raise _not_valid(str(parsed))
         return parsed
 
-    async def _request(self, url: URL) -> aiohttp.ClientResponse:
+    async def _request(self, url: URL, extra: dict[str, str]) -> aiohttp.ClientResponse:
         """Resolve and check the host, then connect to a checked address (trying each in turn),
         keeping the real host name for the Host header and TLS."""
         host = url.raw_host or ""
         addresses = await self._checked_addresses(url)
-        headers = {"Host": url.host_port_subcomponent or host, "Accept-Encoding": "identity"}
+        headers = {
+            **extra,
+            "Host": url.host_port_subcomponent or host,
+            "Accept-Encoding": "identity",
+        }
         server_hostname = host if url.scheme == "https" else None
         last_error: aiohttp.ClientConnectorError | None = None
         for address in addresses:
@@ -476,9 +492,9 @@ class MediaFetcher:
         return addresses
 
     async def _store_body(
-        self, response: _Response, cap: int, sink: BinaryIO, path: Path
+        self, response: _Response, ask: _Ask, sink: BinaryIO, path: Path
     ) -> MediaFile:
-        raw = response.raw
+        raw, cap = response.raw, ask.cap
         if not 200 <= raw.status < 300:
             raise MediaRefused(
                 f"The file could not be downloaded (HTTP {raw.status}).",
@@ -497,10 +513,10 @@ class MediaFetcher:
             if kind_and_type is None:
                 head += chunk[: _HEAD_SIZE - len(head)]
                 if len(head) >= _HEAD_SIZE:
-                    kind_and_type = self._kind(raw, head, response.url)
+                    kind_and_type = self._kind(raw, head, response.url, ask.any_file)
             sink.write(chunk)
         if kind_and_type is None:
-            kind_and_type = self._kind(raw, head, response.url)
+            kind_and_type = self._kind(raw, head, response.url, ask.any_file)
         sink.flush()
         kind, content_type = kind_and_type
         log.debug("fetched %s (%d bytes, %s)", response.url_for_log, size, content_type)
@@ -514,9 +530,13 @@ class MediaFetcher:
         )
 
     @staticmethod
-    def _kind(raw: aiohttp.ClientResponse, head: bytes, url: URL) -> tuple[MediaKind, str]:
+    def _kind(
+        raw: aiohttp.ClientResponse, head: bytes, url: URL, any_file: bool
+    ) -> tuple[MediaKind, str]:
         header = raw.headers.get("Content-Type")
         kind, content_type = media_kind(content_type=header, head=head, url=str(url))
+        if kind == "file" and any_file and not _looks_like_a_page(content_type, head):
+            return kind, content_type
         if kind == "file":
             raise MediaRefused(
                 "That link did not return an image or video.",
@@ -524,6 +544,22 @@ class MediaFetcher:
                 detail=f"{redact_url(url)}: content type {header!r}, not media",
             )
         return kind, content_type
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """What one fetch asked for: its size cap, its headers, whether any file will do."""
+
+    cap: int
+    headers: dict[str, str]
+    any_file: bool = False
+
+
+def _looks_like_a_page(content_type: str, head: bytes) -> bool:
+    start = head.lstrip().lower()
+    return content_type in ("text/html", "application/xhtml+xml") or start.startswith(
+        (b"<!doctype html", b"<html")
+    )
 
 
 class _Response:

@@ -57,7 +57,33 @@ class Turn:
     new_thread: bool = False
     mode: Mode | None = None
     event_id: str | None = None
-    image_urls: tuple[str, ...] = ()
+    image_urls: tuple[str, ...] = ()  # public URLs only (re-hosted first: bot.references)
+    # `behavior` is each::sense's (`plan` answers with a plan and a cost, `agent` runs);
+    # `adult`: the platform marks the channel adult, the only place the safety checker may
+    # be off (a channel setting alone never turns it off)
+    behavior: str | None = None
+    adult: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An image a person attached, as the platform names it, before it is checked and
+    re-hosted (`bot.references`): a URL to download (with the `headers` the platform wants,
+    such as a bot token: kept out of `repr`, so a logged ref leaks nothing) or a local
+    `path` (the shell). `content_type` and `size` are what the platform declared, checked
+    before anything is downloaded; the bytes decide in the end."""
+
+    url: str = ""
+    filename: str = ""
+    content_type: str | None = None
+    size: int | None = None
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        """What a sentence calls this image."""
+        return self.filename or (self.path.name if self.path else "the image")
 
 
 # --- inbound: what adapters hand the command flow ------------------------------------------
@@ -72,6 +98,7 @@ class CommandName(StrEnum):
     WORKFLOW = "sense-workflow"
     USAGE = "sense-usage"
     ADMIN = "sense-admin"
+    SETTINGS = "sense-settings"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +129,9 @@ class Command:
     # already passed before the platform was answered (`Commands.admit`).
     roles: frozenset[str] | None = None
     admitted: bool = False
+    images: tuple[ImageRef, ...] = ()  # attached images, re-hosted before the turn
+    plan: bool = False  # the platform's own plan switch (Discord's `plan:` option)
+    adult: bool = False  # see `Turn.adult`
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +153,8 @@ class Message:
     image_urls: tuple[str, ...] = ()
     admin: bool | None = None  # as `Command.admin`, when the platform puts it in the payload
     roles: frozenset[str] | None = None  # as `Command.roles`
+    images: tuple[ImageRef, ...] = ()  # attached images, re-hosted before the turn
+    adult: bool = False  # see `Turn.adult`
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +169,45 @@ class Click:
     admin: bool | None = None
     event_id: str | None = None
     roles: frozenset[str] | None = None  # as `Command.roles`
+    adult: bool = False  # see `Turn.adult`
 
 
-Inbound = Command | Message | Click
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A `Form` the person filled in and sent, in thread `key`: the form's `action` and
+    `value` come back as they were given, with what was typed in `text`."""
+
+    key: ThreadKey
+    user_id: str
+    action: ButtonAction
+    value: str
+    text: str
+    reply: Any  # bot.ports.Reply
+    event_id: str | None = None
+    adult: bool = False  # see `Turn.adult`
+
+
+@dataclass(frozen=True, slots=True)
+class Shortcut:
+    """A message action ("Remix with each::sense", "Animate") on someone's message with
+    images in `channel`. `key` is the thread the message is in (None at the top level): the
+    core continues it when it is one of the bot's. `target` names the message for the
+    adapter alone (it comes back in a `Form` when a prompt must be asked first); `text` is
+    the prompt once there is one."""
+
+    action: ButtonAction
+    channel: ChannelKey
+    user_id: str
+    images: tuple[ImageRef, ...]
+    reply: Any  # bot.ports.Reply
+    key: ThreadKey | None = None
+    target: str = ""
+    text: str | None = None
+    event_id: str | None = None
+    adult: bool = False  # see `Turn.adult`
+
+
+Inbound = Command | Message | Click | Submission | Shortcut
 
 
 # --- each::sense stream events -------------------------------------------------------------
@@ -273,6 +341,16 @@ class ButtonAction(StrEnum):
     REGENERATE = "regen"
     ANSWER = "answer"
     CANCEL_JOB = "cancel"
+    # creative controls under a generated file (the value is the stored generation's id)
+    VARIATIONS = "vary"
+    UPSCALE = "upscale"
+    ANIMATE = "animate"
+    REMIX = "remix"
+    # a message action's prompt form (the value names the message, for the adapter)
+    REMIX_MESSAGE = "remixmsg"
+    # a plan's answer (the value is the plan turn's id)
+    APPROVE = "approve"
+    DECLINE = "decline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +369,21 @@ class View:
     status: str = ""
     buttons: tuple[Button, ...] = ()
     by: str | None = None  # a person's id, shown as a mention before the text (never a ping)
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A small dialog (a modal) with one text field, opened in answer to a click or a
+    message action. Its `action` and `value` identify it like a button's do, so a
+    submission after a restart still knows what it is about."""
+
+    action: ButtonAction
+    value: str
+    title: str
+    label: str
+    text: str = ""  # the field's initial text
+    submit: str = "Send"
+    max_length: int = 4000
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +421,8 @@ class ChannelSettings:
     eco: bool = False
     changed_by: str | None = None
     changed_at: float | None = None
+    web_search: bool | None = None  # None: each::sense's default (on)
+    safety_checker: bool = True  # off only counts where the platform marks the channel adult
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +438,9 @@ class TurnRecord:
     # The replica running the turn; a restart interrupts only turns whose owner stopped
     # beating (None: recorded before replicas had ids, or by a single-process bot).
     owner: str | None = None
+    # what else the request carried, so Regenerate and Retry send the same request again
+    behavior: str | None = None
+    image_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +461,9 @@ class GenerationRecord:
     key: ThreadKey
     message_id: str | None
     created_at: float
+    # the id buttons name (`sense:vary:<id>`), chosen by the core; the turn that made it
+    id: str | None = None
+    turn_id: str | None = None
 
 
 class JobKind(StrEnum):

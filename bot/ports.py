@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 from bot.models import (
     ChannelKey,
     ChannelSettings,
+    Form,
     GenerationRecord,
     JobRecord,
     JobStatus,
@@ -119,6 +120,13 @@ class Reply(Protocol):
         response there); a no-op where the platform shows that by itself."""
         ...
 
+    async def form(self, form: Form) -> bool:
+        """Open `form` (a modal) for the person, as this payload's answer; its submission
+        arrives as a `Submission` (or a `Shortcut` with text). False when this payload
+        cannot open one (too late, or not a click); the core then says what to do instead.
+        Replies that predate forms lack this method: the core treats that as False."""
+        ...
+
 
 class Platform(Protocol):
     """One connected chat platform, as the command flow (`bot.commands`) sees it.
@@ -216,11 +224,18 @@ class ThreadStore(Protocol):
         ...
 
     async def add_generation(self, record: GenerationRecord) -> None:
-        """Remember a generated file; the same URL may be recorded more than once."""
+        """Remember a generated file; the same URL may be recorded more than once. Its `id`
+        (chosen by the core, unique) is how `get_generation` finds it again."""
+        ...
+
+    async def get_generation(self, generation_id: str) -> GenerationRecord | None:
+        """The generation recorded with this `id` (every field as added), or None for an
+        unknown id (and for ids of records added without one)."""
         ...
 
     async def begin_turn(self, record: TurnRecord) -> None:
-        """Insert or replace the turn, with its `owner` (the replica running it)."""
+        """Insert or replace the turn, with its `owner` (the replica running it) and every
+        other field (its `behavior` and `image_urls` included: they come back as given)."""
         ...
 
     async def finish_turn(self, turn_id: str, *, status: TurnStatus, at: float) -> None:
@@ -262,6 +277,20 @@ class ChannelStore(Protocol):
         """Switch eco mode and record who did it when; the last call wins."""
         ...
 
+    async def set_channel_web_search(
+        self, key: ChannelKey, *, web_search: bool | None, by: str, at: float
+    ) -> None:
+        """Set web search (None: each::sense's default) and record who did it when; the
+        other settings stay as they are; the last call wins."""
+        ...
+
+    async def set_channel_safety(
+        self, key: ChannelKey, *, enabled: bool, by: str, at: float
+    ) -> None:
+        """Switch the safety checker and record who did it when; the other settings stay
+        as they are; the last call wins."""
+        ...
+
 
 class EventStore(Protocol):
     """Platform event ids already handled, so a redelivery never starts a second turn."""
@@ -275,6 +304,20 @@ class EventStore(Protocol):
 
     async def purge_events(self, *, now: float) -> int:
         """Forget claims that expired by `now`; return how many went. Live claims stay."""
+        ...
+
+    async def set_channel_web_search(
+        self, key: ChannelKey, *, web_search: bool | None, by: str, at: float
+    ) -> None:
+        """Set web search (None: each::sense's default) and record who did it when; the
+        other settings stay as they are; the last call wins."""
+        ...
+
+    async def set_channel_safety(
+        self, key: ChannelKey, *, enabled: bool, by: str, at: float
+    ) -> None:
+        """Switch the safety checker and record who did it when; the other settings stay
+        as they are; the last call wins."""
         ...
 
 

@@ -92,15 +92,22 @@ class ReplyRenderer:
         clock: Callable[[], float] = time.monotonic,
         refresh_every: float = ELAPSED_REFRESH,
         budget: EditBudget | None = None,
+        notes: tuple[str, ...] = (),
+        plan: bool = False,
     ) -> None:
         """`clock` decides (elapsed time, the interval); `refresh_every` is how often, in real
         seconds, an idle live status is re-rendered so its elapsed time keeps moving during a
         long job (an unchanged view costs no call); `budget` is the process-wide cap on live
-        edits (final flushes never wait for it)."""
+        edits (final flushes never wait for it). `notes` go on the final footer after the
+        mode (the channel's web search and safety checker); a `plan` turn that finished ends
+        with Approve and Cancel instead of Regenerate (one that failed keeps Regenerate: the
+        turn's stored behavior makes that a new plan, never a run)."""
         self._surface = surface
         self._budget = budget
         self._turn_id = turn_id
         self._mode = mode
+        self._notes = notes
+        self._plan = plan
         self._clock = clock
         self._refresh_every = refresh_every
         self._started_at = clock()
@@ -280,6 +287,8 @@ class ReplyRenderer:
         buttons: list[Button] = [
             Button(label="Regenerate", action=ButtonAction.REGENERATE, value=self._turn_id)
         ]
+        if self._plan and with_extras:
+            buttons = list(self._plan_buttons())
         extras = ""
         if with_extras:
             extras = self._extras(text)
@@ -354,10 +363,19 @@ class ReplyRenderer:
             return _workflow_line(event)
         return THINKING
 
+    def _plan_buttons(self) -> tuple[Button, ...]:
+        return (
+            Button(
+                label="Approve", action=ButtonAction.APPROVE, value=self._turn_id, style="primary"
+            ),
+            Button(label="Cancel", action=ButtonAction.DECLINE, value=self._turn_id),
+        )
+
     def _done_footer(self) -> str:
         elapsed = self._clock() - self._started_at
         took = f"{elapsed:.1f} s" if elapsed < 60 else clock_text(elapsed)
-        parts = ["✅ Done", f"{self._mode} mode", took]
+        done = "📝 Plan ready: approve to run it" if self._plan else "✅ Done"
+        parts = [done, f"{self._mode} mode", *self._notes, took]
         if self._files:
             parts.append(_count(self._files, "file"))
         return " · ".join(parts)

@@ -12,6 +12,9 @@ Words in the prompt (case-insensitive) script what a turn does:
 prompt contains          what happens
 =======================  =====================================================================
 ``video``                one MP4 generation (a longer turn)
+``audio``, ``music``,    one MP3 generation (text-to-speech, music)
+``song``, ``speech``
+``3d``                   one binary glTF (``.glb``) file: neither image, video nor audio
 ``image``, ``picture``,  one PNG generation; also the default for any other prompt
 ``draw``
 ``images:N``             N PNG generations
@@ -48,7 +51,13 @@ and likewise for the job endpoints' records (see `simulator.jobs`).
 
 Other request fields honoured: ``session_id`` (history kept per session, a missing one gets a
 fresh id), ``mode`` (``eco`` halves every delay and its text says "eco mode"), ``web_search``
-(adds ``web_search_query``/``web_search_citations``), ``image_urls`` (mentioned in the text).
+(adds ``web_search_query``/``web_search_citations``), ``image_urls`` (at most 4 http(s) URLs,
+else 422; mentioned in the text), ``behavior`` (``plan``: the answer is a numbered plan with
+an estimated cost and nothing is generated; ``agent`` and ``ask`` run as usual),
+``enable_safety_checker`` (recorded; ``false`` is said in the text).
+
+each::storage (presign, PUT, public URLs) is `simulator.storage`; what was uploaded is in
+`Simulator.storage`.
 """
 
 from __future__ import annotations
@@ -172,6 +181,8 @@ class _Turn:
     base_url: str
     web_search: bool = False
     image_urls: list[str] = field(default_factory=list)
+    behavior: str = "agent"
+    safety_checker: bool = True
 
     @property
     def words(self) -> str:
@@ -227,6 +238,7 @@ class Simulator:
 
     def _build_app(self) -> web.Application:
         from simulator import jobs as simulator_jobs  # that module may refer back to this one
+        from simulator import storage as simulator_storage
 
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -235,6 +247,7 @@ class Simulator:
         app.router.add_get(r"/media/blob/{size:\d+}.mp4", self._blob)
         app.router.add_get("/media/{name}", self._media)
         simulator_jobs.add_routes(app, self)
+        simulator_storage.add_routes(app, self)
         return app
 
     async def start(self) -> None:
@@ -275,6 +288,13 @@ class Simulator:
 
     def media_url(self, name: str) -> str:
         return f"{self.url}/media/{name}"
+
+    @property
+    def storage(self) -> Any:
+        """What was uploaded to each::storage (a `simulator.storage.SimStorage`)."""
+        from simulator.storage import STORAGE_KEY
+
+        return self.app[STORAGE_KEY]
 
     # --- chat ----------------------------------------------------------------------------
 
@@ -392,6 +412,8 @@ class Simulator:
             previous=earlier[-1] if earlier else None,
             base_url=self.url,
             web_search=bool(body.get("web_search")),
+            behavior=str(body.get("behavior") or "agent"),
+            safety_checker=body.get("enable_safety_checker") is not False,
             image_urls=list(image_urls) if isinstance(image_urls, list) else [],
         )
 
@@ -541,10 +563,14 @@ class Simulator:
 
     async def _media(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+\.(png|mp4)", name):
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+\.(png|mp4|mp3|glb)", name):
             raise web.HTTPNotFound()
         if name.endswith(".png"):
             return web.Response(body=png_bytes(name), content_type="image/png")
+        if name.endswith(".mp3"):
+            return web.Response(body=mp3_bytes(name), content_type="audio/mpeg")
+        if name.endswith(".glb"):
+            return web.Response(body=glb_bytes(name), content_type="model/gltf-binary")
         return web.Response(body=mp4_bytes(name), content_type="video/mp4")
 
     async def _blob(self, request: web.Request) -> web.StreamResponse:
@@ -589,6 +615,9 @@ def _script(turn: _Turn) -> Iterator[Step]:
     yield from _thinking(turn)
     if turn.web_search:
         yield from _web_search(turn)
+    if turn.behavior == "plan":
+        yield from _plan(turn)
+        return
     failure = re.search(r"fail:(error|balance|timeout|filter|cut|stall)", words)
     if failure:
         yield from _failure(failure.group(1), turn)
@@ -628,6 +657,22 @@ def _thinking(turn: _Turn) -> Iterator[Step]:
     for piece in pieces:
         yield 0.08, {"type": "thinking_delta", "content": piece}
     yield 0.1, {"type": "status", "message": "Planning the request", "tool_name": "planner"}
+
+
+def _plan(turn: _Turn) -> Iterator[Step]:
+    """`behavior: "plan"`: what would run and what it would cost, and nothing generated."""
+    kind, count = _media_plan(turn.words)
+    what = "a text answer" if count == 0 else f"{count} {kind}(s)"
+    cost = 0.0 if count == 0 else count * (0.35 if kind == "video" else 0.04)
+    plan = (
+        f'**Plan** for "{_short(turn.prompt)}" ({turn.mode} mode):\n'
+        f"1. Write a detailed prompt from the request.\n"
+        f"2. Generate {what} with {'veo3-fast' if kind == 'video' else 'flux-2-pro'}.\n"
+        f"3. Check the result and describe it.\n\n"
+        f"**Estimated cost:** about ${cost:.2f}. Nothing has run yet."
+    )
+    yield from _text(plan, delay=0.01)
+    yield 0.05, _complete_event(turn, [])
 
 
 def _web_search(turn: _Turn) -> Iterator[Step]:
@@ -671,6 +716,10 @@ def _media_plan(words: str) -> tuple[str, int]:
         return "text", 0
     if "fail:bigmedia" in words or "video" in words:
         return "video", 1
+    if re.search(r"\b(audio|music|song|speech)\b", words):
+        return "audio", 1
+    if re.search(r"\b3d\b", words):
+        return "model", 1
     many = re.search(r"images:(\d+)", words)
     if many:
         return "image", int(many.group(1))
@@ -684,7 +733,7 @@ def _media_url_for(turn: _Turn, *, kind: str, index: int) -> str:
     if big:
         size = int(big.group(1) or BIGMEDIA_DEFAULT_BYTES)
         return f"{turn.base_url}/media/blob/{size}.mp4"
-    ext = "mp4" if kind == "video" else "png"
+    ext = {"video": "mp4", "audio": "mp3", "model": "glb"}.get(kind, "png")
     return f"{turn.base_url}/media/{turn.task_id}-{index}.{ext}"
 
 
@@ -732,6 +781,8 @@ def _text(text: str, *, delay: float, words_per_piece: int = 1) -> Iterator[Step
 def _intro(turn: _Turn, kind: str, count: int) -> str:
     memory = f'; earlier you asked: "{_short(turn.previous, 80)}"' if turn.previous else ""
     refs = f" with {len(turn.image_urls)} reference image(s)" if turn.image_urls else ""
+    if not turn.safety_checker:
+        refs += " (safety checker off)"
     what = (
         "a text answer"
         if count == 0
@@ -860,6 +911,22 @@ def mp4_bytes(seed: str) -> bytes:
     return _ftyp() + _box(b"moov", _box(b"mvhd", mvhd)) + _box(b"mdat", payload)
 
 
+def mp3_bytes(seed: str) -> bytes:
+    """An ID3v2 tag and a few MPEG-1 Layer III frame headers with `seed`-derived payloads."""
+    tag = b"ID3\x04\x00\x00\x00\x00\x00\x00"
+    frame = b"\xff\xfb\x90\x64"  # 128 kbit/s, 44.1 kHz: 417-byte frames
+    payload = hashlib.sha256(seed.encode()).digest() * 13
+    return tag + b"".join(frame + payload[:413] for _ in range(8))
+
+
+def glb_bytes(seed: str) -> bytes:
+    """A binary glTF 2.0 container with one JSON chunk (a 3D model's file format)."""
+    body = json.dumps({"asset": {"version": "2.0", "generator": f"simulator {seed}"}}).encode()
+    body += b" " * (-len(body) % 4)
+    chunk = struct.pack("<II", len(body), 0x4E4F534A) + body
+    return b"glTF" + struct.pack("<II", 2, 12 + len(chunk)) + chunk
+
+
 def _ftyp() -> bytes:
     return _box(b"ftyp", b"isom" + struct.pack(">I", 512) + b"isomiso2avc1mp41")
 
@@ -891,6 +958,19 @@ def _validate(body: Any) -> list[dict[str, Any]]:
                 "type": "too_short",
                 "loc": ["body", "messages"],
                 "msg": "List should have at least 1 item",
+            }
+        ]
+    image_urls = body.get("image_urls")
+    if image_urls is not None and (
+        not isinstance(image_urls, list)
+        or len(image_urls) > 4
+        or not all(isinstance(u, str) and u.startswith(("https://", "http://")) for u in image_urls)
+    ):
+        return [
+            {
+                "type": "value_error",
+                "loc": ["body", "image_urls"],
+                "msg": "At most 4 public image URLs",
             }
         ]
     if not _prompt_of(messages).strip():

@@ -36,7 +36,13 @@ from bot.models import (
 )
 from storage import records
 from storage.postgres_operators import PostgresOperators
-from storage.records import JOB_COLUMNS, TURN_COLUMNS, key_params
+from storage.records import (
+    CHANNEL_COLUMNS,
+    GENERATION_COLUMNS,
+    JOB_COLUMNS,
+    TURN_COLUMNS,
+    key_params,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,29 +166,28 @@ class PostgresStore(PostgresOperators):
 
     async def add_generation(self, record: GenerationRecord) -> None:
         await self._pool.execute(
-            "INSERT INTO generations (url, media_type, session_id, platform, workspace, "
-            "channel, thread, message_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            record.url,
-            record.media_type,
-            record.session_id,
-            *key_params(record.key),
-            record.message_id,
-            record.created_at,
+            f"INSERT INTO generations ({GENERATION_COLUMNS}) VALUES ({_placeholders(11)})",
+            *records.generation_params(record),
         )
+
+    async def get_generation(self, generation_id: str) -> GenerationRecord | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {GENERATION_COLUMNS} FROM generations WHERE generation_id=$1",
+            generation_id,
+        )
+        return None if row is None else records.generation_from_row(row)
 
     # --- channels ---------------------------------------------------------------------------
 
     async def get_channel(self, key: ChannelKey) -> ChannelSettings:
         row = await self._pool.fetchrow(
-            "SELECT eco, changed_by, changed_at FROM channels "
+            f"SELECT {CHANNEL_COLUMNS} FROM channels "
             "WHERE platform=$1 AND workspace=$2 AND channel=$3",
             key.platform,
             key.workspace,
             key.channel,
         )
-        if row is None:
-            return ChannelSettings()
-        return ChannelSettings(eco=bool(row[0]), changed_by=row[1], changed_at=row[2])
+        return records.channel_from_row(row)
 
     async def set_channel_eco(self, key: ChannelKey, *, eco: bool, by: str, at: float) -> None:
         await self._pool.execute(
@@ -194,6 +199,34 @@ class PostgresStore(PostgresOperators):
             key.workspace,
             key.channel,
             eco,
+            by,
+            at,
+        )
+
+    async def set_channel_web_search(
+        self, key: ChannelKey, *, web_search: bool | None, by: str, at: float
+    ) -> None:
+        await self._set_channel("web_search", web_search, key, by=by, at=at)
+
+    async def set_channel_safety(
+        self, key: ChannelKey, *, enabled: bool, by: str, at: float
+    ) -> None:
+        await self._set_channel("safety_checker", enabled, key, by=by, at=at)
+
+    async def _set_channel(
+        self, column: str, value: bool | None, key: ChannelKey, *, by: str, at: float
+    ) -> None:
+        """One upsert of one setting column (a name from this module, never from input)."""
+        await self._pool.execute(
+            f"INSERT INTO channels (platform, workspace, channel, {column}, changed_by, "
+            "changed_at) VALUES ($1, $2, $3, $4::boolean, $5, $6) "
+            f"ON CONFLICT (platform, workspace, channel) DO UPDATE SET "
+            f"{column}=EXCLUDED.{column}, changed_by=EXCLUDED.changed_by, "
+            "changed_at=EXCLUDED.changed_at",
+            key.platform,
+            key.workspace,
+            key.channel,
+            value,
             by,
             at,
         )

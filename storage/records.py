@@ -7,12 +7,15 @@ in PostgreSQL) differs, and each store decodes that itself before calling these.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any, Literal
 
 from bot.models import (
+    ChannelSettings,
+    GenerationRecord,
     JobKind,
     JobRecord,
     JobStatus,
@@ -27,7 +30,7 @@ Engine = Literal["sqlite", "postgres"]
 
 TURN_COLUMNS = (
     "id, platform, workspace, channel, thread, user_id, prompt, status, mode, "
-    "started_at, finished_at, owner"
+    "started_at, finished_at, owner, behavior, image_urls"
 )
 JOB_COLUMNS = (
     "id, kind, remote_id, platform, workspace, channel, thread, user_id, webhook_secret, "
@@ -95,6 +98,12 @@ def summary_from_row(row: Sequence[Any]) -> ThreadSummary:
     )
 
 
+GENERATION_COLUMNS = (
+    "url, media_type, session_id, platform, workspace, channel, thread, message_id, "
+    "created_at, generation_id, turn_id"
+)
+CHANNEL_COLUMNS = "eco, changed_by, changed_at, web_search, safety_checker"
+
 _MIGRATION_NAME = re.compile(r"^(\d+)_[\w-]+\.sql$")
 
 
@@ -137,6 +146,8 @@ def turn_params(record: TurnRecord) -> tuple[Any, ...]:
         record.started_at,
         record.finished_at,
         record.owner,
+        record.behavior,
+        json.dumps(list(record.image_urls)),  # JSON text on both engines
     )
 
 
@@ -152,7 +163,17 @@ def turn_from_row(row: Sequence[Any]) -> TurnRecord:
         started_at=row[9],
         finished_at=row[10],
         owner=row[11],
+        behavior=row[12],
+        image_urls=tuple(_json_list(row[13])),
     )
+
+
+def _json_list(value: str | None) -> list[str]:
+    try:
+        loaded = json.loads(value or "[]")
+    except ValueError:
+        return []
+    return [str(item) for item in loaded] if isinstance(loaded, list) else []
 
 
 def job_params(record: JobRecord, output: Any) -> tuple[Any, ...]:
@@ -192,4 +213,45 @@ def job_from_row(row: Sequence[Any], output: Sequence[str]) -> JobRecord:
         output=tuple(output),
         error=row[15],
         owner=row[16],
+    )
+
+
+def generation_params(record: GenerationRecord) -> tuple[Any, ...]:
+    """`record` in `GENERATION_COLUMNS` order."""
+    return (
+        record.url,
+        record.media_type,
+        record.session_id,
+        *key_params(record.key),
+        record.message_id,
+        record.created_at,
+        record.id,
+        record.turn_id,
+    )
+
+
+def generation_from_row(row: Sequence[Any]) -> GenerationRecord:
+    """A row selected with `GENERATION_COLUMNS`."""
+    return GenerationRecord(
+        url=row[0],
+        media_type=row[1],
+        session_id=row[2],
+        key=ThreadKey(row[3], row[4], row[5], row[6]),
+        message_id=row[7],
+        created_at=row[8],
+        id=row[9],
+        turn_id=row[10],
+    )
+
+
+def channel_from_row(row: Sequence[Any] | None) -> ChannelSettings:
+    """A row selected with `CHANNEL_COLUMNS` (None: a channel never set)."""
+    if row is None:
+        return ChannelSettings()
+    return ChannelSettings(
+        eco=bool(row[0]),
+        changed_by=row[1],
+        changed_at=row[2],
+        web_search=None if row[3] is None else bool(row[3]),
+        safety_checker=bool(row[4]),
     )

@@ -37,7 +37,13 @@ from bot.models import (
     TurnStatus,
 )
 from storage import records
-from storage.records import JOB_COLUMNS, TURN_COLUMNS, key_params
+from storage.records import (
+    CHANNEL_COLUMNS,
+    GENERATION_COLUMNS,
+    JOB_COLUMNS,
+    TURN_COLUMNS,
+    key_params,
+)
 from storage.sqlite_operators import SqliteOperators
 
 log = logging.getLogger(__name__)
@@ -199,29 +205,27 @@ class SqliteStore(SqliteOperators):
 
     async def add_generation(self, record: GenerationRecord) -> None:
         await self._write(
-            "INSERT INTO generations (url, media_type, session_id, platform, workspace, "
-            "channel, thread, message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.url,
-                record.media_type,
-                record.session_id,
-                *key_params(record.key),
-                record.message_id,
-                record.created_at,
-            ),
+            f"INSERT INTO generations ({GENERATION_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            records.generation_params(record),
         )
+
+    async def get_generation(self, generation_id: str) -> GenerationRecord | None:
+        row = await self._one(
+            f"SELECT {GENERATION_COLUMNS} FROM generations WHERE generation_id=?",
+            (generation_id,),
+        )
+        return None if row is None else records.generation_from_row(row)
 
     # --- channels ---------------------------------------------------------------------------
 
     async def get_channel(self, key: ChannelKey) -> ChannelSettings:
         row = await self._one(
-            "SELECT eco, changed_by, changed_at FROM channels "
+            f"SELECT {CHANNEL_COLUMNS} FROM channels "
             "WHERE platform=? AND workspace=? AND channel=?",
             (key.platform, key.workspace, key.channel),
         )
-        if row is None:
-            return ChannelSettings()
-        return ChannelSettings(eco=bool(row[0]), changed_by=row[1], changed_at=row[2])
+        return records.channel_from_row(row)
 
     async def set_channel_eco(self, key: ChannelKey, *, eco: bool, by: str, at: float) -> None:
         await self._write(
@@ -231,12 +235,36 @@ class SqliteStore(SqliteOperators):
             (key.platform, key.workspace, key.channel, int(eco), by, at),
         )
 
+    async def set_channel_web_search(
+        self, key: ChannelKey, *, web_search: bool | None, by: str, at: float
+    ) -> None:
+        await self._set_channel(
+            "web_search", None if web_search is None else int(web_search), key, by=by, at=at
+        )
+
+    async def set_channel_safety(
+        self, key: ChannelKey, *, enabled: bool, by: str, at: float
+    ) -> None:
+        await self._set_channel("safety_checker", int(enabled), key, by=by, at=at)
+
+    async def _set_channel(
+        self, column: str, value: Any, key: ChannelKey, *, by: str, at: float
+    ) -> None:
+        """One upsert of one setting column (a name from this module, never from input)."""
+        await self._write(
+            f"INSERT INTO channels (platform, workspace, channel, {column}, changed_by, "
+            "changed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, channel) "
+            f"DO UPDATE SET {column}=excluded.{column}, changed_by=excluded.changed_by, "
+            "changed_at=excluded.changed_at",
+            (key.platform, key.workspace, key.channel, value, by, at),
+        )
+
     # --- turns ------------------------------------------------------------------------------
 
     async def begin_turn(self, record: TurnRecord) -> None:
         await self._write(
             f"INSERT OR REPLACE INTO turns ({TURN_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             records.turn_params(record),
         )
 

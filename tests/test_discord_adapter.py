@@ -295,14 +295,16 @@ async def test_clarification_options_answer_in_the_same_session(env: Env) -> Non
 async def test_sync_commands_and_interrupted_notice(env: Env) -> None:
     fake = env.fake
     names = await env.bot.sync_commands(int(fake.guild_id))
-    # every command the core knows, the same names as on Slack and in the shell
-    assert sorted(names) == sorted(name.value for name in CommandName)
-    assert "sense-usage" in names and "sense-admin" in names
+    # every command the core knows, the same names as on Slack and in the shell, and the
+    # two message context menus
+    menus = ["Animate", "Remix with each::sense"]
+    assert sorted(names) == sorted([*(name.value for name in CommandName), *menus])
+    assert "sense-usage" in names and "sense-settings" in names
     assert {c["name"] for c in fake.commands[fake.guild_id]} == set(names)
     assert None not in fake.commands, "a guild sync must not touch global commands"
     # the CLI's entry point: REST only, globally when no guild is given
     listed = await sync_commands(env.core.settings, [None])
-    assert "/sense (globally)" in listed and len(fake.commands[None]) == len(CommandName)
+    assert "/sense (globally)" in listed and len(fake.commands[None]) == len(CommandName) + 2
 
     _, thread_id = await env.sense("just text")
     await env.answer(thread_id)

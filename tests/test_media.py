@@ -45,6 +45,7 @@ class Server:
     port: int
     seen: list[str] = field(default_factory=list)
     hosts: list[str] = field(default_factory=list)
+    auths: list[str] = field(default_factory=list)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -52,6 +53,7 @@ def _app(server: Server) -> web.Application:
     async def record(request: web.Request, handler):  # type: ignore[no-untyped-def]
         server.seen.append(request.path)
         server.hosts.append(request.headers.get("Host", ""))
+        server.auths.append(request.headers.get("Authorization", ""))
         return await handler(request)
 
     def static(body: bytes, content_type: str) -> object:
@@ -133,6 +135,7 @@ def _app(server: Server) -> web.Application:
         "/missing.png": static(b"gone", "text/plain"),
         "/hop": redirect("/img.png"),
         "/hop-abs": redirect(f"{server.base}/blob", 307),
+        "/hop-away": redirect(f"http://localhost:{server.port}/img.png"),
         "/to-metadata": redirect("http://169.254.169.254/latest/meta-data/"),
         "/to-file": redirect("file:///etc/passwd"),
         "/loop": redirect("/loop"),
@@ -274,6 +277,20 @@ async def test_redirects_followed(
     async with fetcher.fetch(f"{server.base}/hop-abs") as media:
         assert media.kind == "video"
     assert server.seen == ["/hop", "/img.png", "/hop-abs", "/blob"]
+
+
+async def test_headers_go_to_the_urls_own_origin_only(
+    server: Server, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A private file URL needs the bot token; a redirect to another host must not get it."""
+    fetcher = _fetcher(session, tmp_path)
+    token = {"Authorization": "Bearer xoxb-secret"}
+    async with fetcher.fetch(f"{server.base}/hop", headers=token) as media:
+        assert media.path.read_bytes() == PNG
+    async with fetcher.fetch(f"{server.base}/hop-away", headers=token) as media:
+        assert media.path.read_bytes() == PNG
+    assert server.seen == ["/hop", "/img.png", "/hop-away", "/img.png"]
+    assert server.auths == ["Bearer xoxb-secret"] * 3 + [""]
 
 
 async def test_host_name_resolved_and_pinned_with_original_host_header(

@@ -139,6 +139,8 @@ async def test_help_lists_every_command(core: Core) -> None:
         "/help",
         "/quit",
     ]
+    handled += ["/plan", "/approve", "/decline", "/image", "/settings"]
+    handled += ["/variations", "/upscale", "/animate", "/remix"]
     for command in handled:
         row = next((line for line in lines if line.strip().startswith(command)), None)
         assert row is not None, command

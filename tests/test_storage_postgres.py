@@ -47,10 +47,8 @@ async def test_new_migrations_apply_and_failed_ones_roll_back(url: str) -> None:
     try:
         migrations = load_migrations("postgres")
         latest = migrations[-1][0]
-        # numbers are handed out ahead (work in parallel reserves its own), so one may be
-        # missing for a while; they only ever rise, from 1
-        versions = [version for version, _ in migrations]
-        assert versions[0] == 1 and versions == sorted(set(versions))
+        # every number from 1, none missing: a gap would be skipped by an old database
+        assert [version for version, _ in migrations] == list(range(1, latest + 1))
         extra = [(latest + 1, "CREATE TABLE extra (x INTEGER);")]
         assert await store.migrate([*migrations, *extra]) == [latest + 1]
         assert await store.migrate([*migrations, *extra]) == []

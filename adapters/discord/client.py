@@ -12,6 +12,9 @@ anything: the core does.
 A deferred command shows a public "thinking" response, so the core's admission check
 (access lists, quotas) runs before the defer for the commands that defer publicly, and its
 refusal is the private response; `/sense-usage` and `/sense-admin` defer privately.
+Buttons and modal submissions are decoded from their `custom_id` in `on_interaction`; a
+click or context menu that may open a modal (Remix) is handed to the core before anything
+else answers it: a modal must be the interaction's response.
 """
 
 from __future__ import annotations
@@ -34,9 +37,13 @@ from adapters.discord.translate import (
     PLATFORM,
     is_dm,
     is_via,
+    modal_of,
+    parse_target,
     to_click,
     to_command,
     to_message,
+    to_shortcut,
+    to_submission,
 )
 from adapters.discord.views import content_of
 from bot.config import Settings
@@ -259,11 +266,26 @@ class DiscordBot:
         if refusal is not None:
             await command.reply.tell(refusal)
             return
-        if name is CommandName.ECO:  # quick: answered in the interaction's own response
+        if name in (CommandName.ECO, CommandName.SETTINGS):  # quick: answered at once
             await commands.handle(self, command)
             return
-        await interaction.response.defer(thinking=True, ephemeral=name in DEFERRED_PRIVATELY)
+        # with an attachment the answer may be a refusal of it: private, as every refusal is
+        private = name in DEFERRED_PRIVATELY or bool(command.images)
+        await interaction.response.defer(thinking=True, ephemeral=private)
         self._handle(command, f"{name.value}-{interaction.id}")
+
+    async def on_message_action(
+        self, interaction: discord.Interaction, message: discord.Message, action: ButtonAction
+    ) -> None:
+        """A message context menu: Remix goes to the core at once (it answers with the
+        prompt form), Animate is deferred first (re-hosting the image takes a while)."""
+        self._learn_upload_limit(interaction)
+        shortcut = to_shortcut(interaction, message, action)
+        if action is ButtonAction.REMIX:
+            await self._core.commands.handle(self, shortcut)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        self._handle(shortcut, f"shortcut-{interaction.id}")
 
     async def models(self, query: str) -> list[tuple[str, str]]:
         try:
@@ -285,8 +307,14 @@ class DiscordBot:
             self._handle(inbound, f"message-{message.id}")
 
     async def _on_interaction(self, interaction: discord.Interaction) -> None:
-        """Button clicks: everything needed is in the custom_id (works after a restart)."""
-        if interaction.type != discord.InteractionType.component or self.core is None:
+        """Button clicks and modal submissions: everything needed is in the custom_id
+        (works after a restart)."""
+        if self.core is None:
+            return
+        if interaction.type == discord.InteractionType.modal_submit:
+            await self._on_modal(interaction)
+            return
+        if interaction.type != discord.InteractionType.component:
             return
         click = to_click(interaction)
         if click is None:
@@ -294,7 +322,8 @@ class DiscordBot:
         if is_via(click.key):  # a click is a fresh interaction: its token answers from now on
             self.places.note(click.key, interaction)
         self._learn_upload_limit(interaction)
-        if click.action is ButtonAction.STOP:  # quick: answered in the click's response
+        if click.action in (ButtonAction.STOP, ButtonAction.REMIX):
+            # quick, and answered in the click's own response (Remix: with its form)
             await self._core.commands.handle(self, click)
             return
         if click.action is ButtonAction.CANCEL_JOB:
@@ -304,6 +333,47 @@ class DiscordBot:
         else:
             await interaction.response.defer()
         self._handle(click, f"click-{interaction.id}")
+
+    async def _on_modal(self, interaction: discord.Interaction) -> None:
+        """A form sent: a generation's Remix (in its thread), or a message action's Remix,
+        whose message is looked up again for its images."""
+        decoded = modal_of(interaction)
+        if decoded is None:
+            return
+        action, value, text = decoded
+        self._learn_upload_limit(interaction)
+        if action is ButtonAction.REMIX_MESSAGE:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            self._tasks.spawn(self._message_remix(interaction, value, text), name="remix-form")
+            return
+        submission = to_submission(interaction, action, value, text)
+        if submission is None:
+            return
+        await interaction.response.defer()
+        self._handle(submission, f"form-{interaction.id}")
+
+    async def _message_remix(
+        self, interaction: discord.Interaction, target: str, text: str
+    ) -> None:
+        place = parse_target(target)
+        message = None
+        if place is not None:
+            try:
+                # the cached channel (a thread knows its parent), else a partial one
+                channel: Any = self.client.get_channel(place[0])
+                if not hasattr(channel, "fetch_message"):
+                    channel = self.client.get_partial_messageable(
+                        place[0], guild_id=interaction.guild_id
+                    )
+                with discord_errors():
+                    message = await channel.fetch_message(place[1])
+            except PlatformError as err:
+                log.info("discord: the remixed message is gone: %s", err.detail)
+        if message is None:
+            await interaction.followup.send(GONE_MESSAGE, ephemeral=True)
+            return
+        shortcut = to_shortcut(interaction, message, ButtonAction.REMIX, text=text)
+        await self._core.commands.handle(self, shortcut)
 
 
 async def sync_commands(settings: Settings, guilds: list[int | None]) -> list[str]:
@@ -321,6 +391,7 @@ async def sync_commands(settings: Settings, guilds: list[int | None]) -> list[st
     return names
 
 
+GONE_MESSAGE = "I can't find that message any more, so I can't remix its image."
 NO_THREAD = (
     "I could not open a thread here. I need these permissions in this channel: Send Messages, "
     "Create Public Threads and Send Messages in Threads."

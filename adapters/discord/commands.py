@@ -1,4 +1,5 @@
-"""The slash commands' shapes (names, options, choices) and where each one is handled.
+"""The slash commands' and context menus' shapes (names, options, choices) and where each one
+is handled.
 
 Kept apart from the handlers so `sync-commands` can register the exact same commands
 without starting a bot.
@@ -11,9 +12,12 @@ from typing import Any, Literal, Protocol
 import discord
 from discord import app_commands
 
-from bot.models import CommandName
+from adapters.discord.translate import image_ref
+from bot.models import ButtonAction, CommandName
 
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
+REMIX_MENU = "Remix with each::sense"
+ANIMATE_MENU = "Animate"
 
 
 def everywhere(command: Any) -> Any:
@@ -29,22 +33,36 @@ class Handlers(Protocol):
         self, interaction: discord.Interaction, name: CommandName, text: str, **extra: Any
     ) -> None: ...
 
+    async def on_message_action(
+        self, interaction: discord.Interaction, message: discord.Message, action: ButtonAction
+    ) -> None: ...
+
     async def models(self, query: str) -> list[tuple[str, str]]: ...
 
 
 def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> None:
-    """Add `/sense`, `/sense-eco`, `/sense-predict`, `/sense-workflow`, `/sense-usage` and
-    `/sense-admin` to `tree`."""
+    """Add `/sense`, `/sense-eco`, `/sense-settings`, `/sense-predict`, `/sense-workflow`,
+    `/sense-usage`, `/sense-admin` and the message context menus to `tree`."""
 
     @tree.command(name="sense", description="Ask each::sense; the answer opens a thread")
     @everywhere
-    @app_commands.describe(prompt="What to ask or create", mode="eco: faster and cheaper")
+    @app_commands.describe(
+        prompt="What to ask or create",
+        mode="eco: faster and cheaper",
+        image="A reference image (JPEG, PNG, WebP or GIF, up to 20 MB)",
+        plan="Show the plan and its estimated cost first; nothing runs until you approve",
+    )
     async def sense(
         interaction: discord.Interaction,
         prompt: str,
         mode: Literal["eco", "max"] | None = None,
+        image: discord.Attachment | None = None,
+        plan: bool = False,
     ) -> None:
-        await handlers.on_command(interaction, CommandName.SENSE, prompt, mode=mode)
+        images = (image_ref(image),) if image is not None else ()
+        await handlers.on_command(
+            interaction, CommandName.SENSE, prompt, mode=mode, images=images, plan=plan
+        )
 
     @tree.command(name="sense-eco", description="Eco mode for this channel: on, off or status")
     @everywhere
@@ -53,6 +71,22 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
         interaction: discord.Interaction, action: Literal["on", "off", "status"] = "status"
     ) -> None:
         await handlers.on_command(interaction, CommandName.ECO, action)
+
+    @tree.command(
+        name="sense-settings", description="Web search and the safety checker in this channel"
+    )
+    @everywhere
+    @app_commands.describe(
+        setting="Leave empty to see the current settings; changes need Manage Channels",
+        value="default: each::sense decides (web search only)",
+    )
+    async def sense_settings(
+        interaction: discord.Interaction,
+        setting: Literal["web", "safety", "status"] = "status",
+        value: Literal["on", "off", "default"] | None = None,
+    ) -> None:
+        text = setting if value is None else f"{setting} {value}"
+        await handlers.on_command(interaction, CommandName.SETTINGS, text)
 
     @tree.command(name="sense-predict", description="Run one Eachlabs model on a prompt")
     @everywhere
@@ -94,3 +128,11 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
     )
     async def sense_admin(interaction: discord.Interaction, args: str = "") -> None:
         await handlers.on_command(interaction, CommandName.ADMIN, args)
+
+    @tree.context_menu(name=REMIX_MENU)
+    async def remix(interaction: discord.Interaction, message: discord.Message) -> None:
+        await handlers.on_message_action(interaction, message, ButtonAction.REMIX)
+
+    @tree.context_menu(name=ANIMATE_MENU)
+    async def animate(interaction: discord.Interaction, message: discord.Message) -> None:
+        await handlers.on_message_action(interaction, message, ButtonAction.ANIMATE)

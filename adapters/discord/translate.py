@@ -1,10 +1,13 @@
 """discord.py objects in, neutral objects out: one function per payload kind.
 
 A slash command's options become one argument line (so parsing and its refusals are the
-core's), a message in a thread becomes a `Message`, a button click a `Click`. Each carries a
-`DiscordReply` where the person must be answered through the interaction, and the person's
-role ids (every interaction and guild message carries the member's roles), so access rules
-by role need no extra call.
+core's), a message in a thread becomes a `Message`, a button click a `Click`, a modal's
+submission a `Submission`, a message context menu a `Shortcut`. Each carries a
+`DiscordReply` where the person must be answered through the interaction. Attachments
+become `ImageRef`s with what Discord declares (type, size): the core checks and re-hosts
+them, since attachment URLs are signed and expire. Each also carries the person's role ids
+(every interaction and guild message carries the member's roles), so access rules by role
+need no extra call.
 """
 
 from __future__ import annotations
@@ -15,8 +18,21 @@ from typing import Any, cast
 
 import discord
 
+from adapters.discord.modals import FormModal, submitted_text
 from bot.buttons import decode_button
-from bot.models import ChannelKey, Click, Command, CommandName, Message, ThreadKey
+from bot.models import (
+    ButtonAction,
+    ChannelKey,
+    Click,
+    Command,
+    CommandName,
+    Form,
+    ImageRef,
+    Message,
+    Shortcut,
+    Submission,
+    ThreadKey,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +126,23 @@ def place_of_message(message: discord.Message) -> ThreadKey | None:
     return None
 
 
+def adult(channel: object) -> bool:
+    """Whether Discord marks the channel age-restricted (a thread: its parent)."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
+
+
+def image_ref(attachment: discord.Attachment) -> ImageRef:
+    """An attachment as the core checks it: Discord's declared type and size, and its
+    (signed, expiring) URL to download it from now."""
+    return ImageRef(
+        url=attachment.url,
+        filename=attachment.filename,
+        content_type=attachment.content_type,
+        size=attachment.size,
+    )
+
+
 def to_command(
     interaction: discord.Interaction, name: CommandName, text: str, **extra: Any
 ) -> Command:
@@ -134,6 +167,7 @@ def to_command(
         threadable=place is None,
         place=place,
         roles=role_ids(interaction.user),
+        adult=adult(interaction.channel),
         **extra,
     )
 
@@ -152,7 +186,7 @@ def to_message(message: discord.Message, *, bot_id: int, reads_content: bool) ->
             text=strip_mention(message.content, bot_id),
             message_id=str(message.id),
             direct=True,
-            image_urls=_images(message),
+            images=tuple(image_ref(a) for a in message.attachments),
         )
     if message.guild is None:
         return None
@@ -167,7 +201,8 @@ def to_message(message: discord.Message, *, bot_id: int, reads_content: bool) ->
         user_id=str(author.id),
         text=strip_mention(message.content, bot_id),
         message_id=str(message.id),
-        image_urls=_images(message),
+        images=tuple(image_ref(a) for a in message.attachments),
+        adult=adult(channel),
         admin=manages(channel, author),
         roles=role_ids(author),
     )
@@ -198,6 +233,79 @@ def to_click(interaction: discord.Interaction) -> Click | None:
         reply=DiscordReply(interaction, edit_original=False),
         event_id=str(interaction.id),
         roles=role_ids(interaction.user),
+        adult=adult(channel),
+    )
+
+
+def modal_of(interaction: discord.Interaction) -> tuple[ButtonAction, str, str] | None:
+    """(action, value, typed text) of a submitted modal of ours, or None."""
+    data = cast(dict[str, Any], interaction.data or {})
+    decoded = decode_button(str(data.get("custom_id", "")))
+    if decoded is None:
+        return None
+    action, value = decoded
+    return action, value, submitted_text(data.get("components") or [])
+
+
+def to_submission(
+    interaction: discord.Interaction, action: ButtonAction, value: str, text: str
+) -> Submission | None:
+    """A modal sent from one of our threads (a generation's Remix form), or None."""
+    channel = interaction.channel
+    parent_id = getattr(channel, "parent_id", None)
+    if channel is None or parent_id is None or interaction.guild_id is None:
+        return None
+    return Submission(
+        key=ThreadKey(PLATFORM, str(interaction.guild_id), str(parent_id), str(channel.id)),
+        user_id=str(interaction.user.id),
+        action=action,
+        value=value,
+        text=text,
+        reply=DiscordReply(interaction),
+        event_id=str(interaction.id),
+        adult=adult(channel),
+    )
+
+
+def message_target(message: discord.Message) -> str:
+    """What a message action's form carries to find the message again: `<channel>:<id>`."""
+    return f"{message.channel.id}:{message.id}"
+
+
+def parse_target(target: str) -> tuple[int, int] | None:
+    channel, sep, message = target.partition(":")
+    if not sep or not channel.isdigit() or not message.isdigit():
+        return None
+    return int(channel), int(message)
+
+
+def to_shortcut(
+    interaction: discord.Interaction,
+    message: discord.Message,
+    action: ButtonAction,
+    *,
+    text: str | None = None,
+) -> Shortcut:
+    """A message context menu ("Remix with each::sense", "Animate") on `message`, or the
+    Remix form sent for it (`text`). The thread is the message's own when it is in one."""
+    channel = message.channel
+    guild = str(interaction.guild_id or "")
+    parent = parent_of(channel)
+    key = None
+    if isinstance(channel, discord.Thread) and channel.parent_id is not None:
+        key = ThreadKey(PLATFORM, guild, str(channel.parent_id), str(channel.id))
+    where = str(parent.id) if parent is not None else str(channel.id)
+    return Shortcut(
+        action=action,
+        channel=ChannelKey(PLATFORM, guild, where),
+        user_id=str(interaction.user.id),
+        images=tuple(image_ref(a) for a in message.attachments),
+        reply=DiscordReply(interaction),
+        key=key,
+        target=message_target(message),
+        text=text,
+        event_id=str(interaction.id),
+        adult=adult(channel),
     )
 
 
@@ -236,6 +344,17 @@ class DiscordReply:
                 )
         except discord.HTTPException as exc:
             log.warning("discord: could not answer an interaction: %s", exc.status)
+
+    async def form(self, form: Form) -> bool:
+        """A modal is only ever the first response to an interaction."""
+        if self._interaction.response.is_done():
+            return False
+        try:
+            await self._interaction.response.send_modal(FormModal(form))
+        except discord.HTTPException as exc:
+            log.warning("discord: could not open a modal: %s", exc.status)
+            return False
+        return True
 
     async def opened(self, key: ThreadKey) -> None:
         self._original_used = True

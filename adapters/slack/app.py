@@ -5,13 +5,16 @@ mounted at `POST /slack/events` on the bot's own server and bolt checks Slack's 
 
 Every listener translates its payload (`commands.py`), acks at once (a command's refusal
 goes in the ack itself) and hands the rest to `bot.commands` in a background task: Slack
-gives three seconds for an ack and a turn takes minutes. Dedupe, permissions and every
-sentence are the core's; this module implements the `Platform` port.
+gives three seconds for an ack and a turn takes minutes. A form the core opens goes out with
+`views.open` and the payload's `trigger_id` (valid for 3 s, once); its submission comes back
+through `app.view`. Dedupe, permissions and every sentence are the core's; this module
+implements the `Platform` port.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 from typing import Any
@@ -33,6 +36,7 @@ from adapters.slack.assistant import (
 from adapters.slack.errors import slack_errors
 from adapters.slack.groups import UserGroups
 from adapters.slack.home import register_home
+from adapters.slack.modals import modal_view
 from adapters.slack.ratelimit import SlackLimiter
 from adapters.slack.surface import SlackSurface, StreamingSwitch, render, to_mrkdwn
 from adapters.slack.text import user_ids_in
@@ -40,7 +44,7 @@ from bot.config import Settings
 from bot.core import Core
 from bot.errors import PlatformError, PlatformRefused
 from bot.http import HttpServer
-from bot.models import ChannelKey, CommandName, Inbound, ThreadKey, View
+from bot.models import ChannelKey, CommandName, Form, Inbound, ThreadKey, View
 from bot.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -203,6 +207,9 @@ class SlackBot:
         app.event("app_mention")(self._on_event)
         app.event("message")(self._on_event)
         app.action(re.compile(r"^sense:"))(self._on_button)
+        app.view(re.compile(r"^sense:"))(self._on_view)
+        for callback_id in commands.SHORTCUTS:
+            app.shortcut(callback_id)(self._on_shortcut)
         register_assistant(self)  # the AI app surface: assistant threads
         register_home(self)  # App Home
 
@@ -237,15 +244,60 @@ class SlackBot:
     async def _on_event(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         self.events_seen += 1  # bolt runs listeners after the ack: tests wait on this
         names = await self._names(event.get("text") or "")
-        message = commands.to_message(body, event, bot_user_id=self.bot_user_id, names=names)
+        if event.get("files"):
+            event = {**event, "files": await self._file_info(event["files"])}
+        message = commands.to_message(
+            body, event, bot_user_id=self.bot_user_id, names=names, token=self._token
+        )
         if message is not None:
             self._handle(message, "message")
 
     async def _on_button(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        click = commands.to_click(body, reply=self._reply(body))
+        place = commands.thread_of_action(body)
+        reply = self._reply(body, place=place)
+        click = commands.to_click(body, reply=reply)
         if click is not None:
             self._handle(click, "click")
+
+    async def _on_view(self, ack: Any, body: dict[str, Any]) -> None:
+        """A form sent: closing it is the ack; what it asks runs after."""
+        await ack()
+        metadata = _metadata(body.get("view") or {})
+        place = (metadata.get("c"), metadata.get("t")) if metadata.get("c") else None
+        reply = self._reply(body, place=place)
+        inbound = commands.to_submission(body, reply=reply, token=self._token)
+        if inbound is not None:
+            self._handle(inbound, "form")
+
+    async def _on_shortcut(self, ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        channel = (body.get("channel") or {}).get("id")
+        thread = (body.get("message") or {}).get("thread_ts")
+        reply = self._reply(body, place=(channel, thread) if channel else None)
+        shortcut = commands.to_shortcut(body, reply=reply, token=self._token)
+        if shortcut is not None:
+            self._handle(shortcut, "shortcut")
+
+    @property
+    def _token(self) -> str:
+        token = self.settings.slack_bot_token
+        return token.get_secret_value() if token is not None else ""
+
+    async def _file_info(self, files: Any) -> list[Any]:
+        """Slack sometimes sends a shared file as a stub (`file_access: check_file_info`):
+        `files.info` completes it. A failed look-up leaves the stub (it has no URL)."""
+        complete: list[Any] = []
+        for file in files if isinstance(files, list) else []:
+            if isinstance(file, dict) and file.get("file_access") == "check_file_info":
+                try:
+                    with slack_errors():
+                        info = await self.client.files_info(file=str(file.get("id")))
+                    file = info.get("file") or file
+                except PlatformError as err:
+                    log.info("files.info failed: %s", err.code)
+            complete.append(file)
+        return complete
 
     async def _names(self, text: str) -> dict[str, str]:
         """Display names of the people a message mentions (cached), so the agent reads
@@ -270,21 +322,71 @@ class SlackBot:
             names[user_id] = str(name)
         return names
 
-    def _reply(self, body: dict[str, Any]) -> SlackReply:
-        return SlackReply(self.core.session, body.get("response_url"))
+    def _reply(self, body: dict[str, Any], *, place: tuple[Any, Any] | None = None) -> SlackReply:
+        """The payload's reply: its `response_url`, its `trigger_id` for a form, and the
+        thread (`place`) for a private message when there is no `response_url`."""
+        channel, thread = place if place is not None else (None, None)
+        return SlackReply(
+            self.core.session,
+            body.get("response_url"),
+            client=self.client,
+            trigger_id=body.get("trigger_id"),
+            channel=str(channel) if channel else None,
+            thread_ts=str(thread) if thread else None,
+            user_id=str((body.get("user") or {}).get("id") or body.get("user_id") or "") or None,
+        )
+
+
+def _metadata(view: dict[str, Any]) -> dict[str, Any]:
+    try:
+        loaded = json.loads(view.get("private_metadata") or "{}")
+    except ValueError:
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 class SlackReply:
     """Answers through the payload's `response_url` (works in DMs and in channels the bot
-    is not a member of)."""
+    is not a member of); a payload without one (a view submission) answers with
+    `chat.postEphemeral` in its thread. Forms open with `views.open` and the payload's
+    `trigger_id`."""
 
-    def __init__(self, session: aiohttp.ClientSession, response_url: str | None) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        response_url: str | None,
+        *,
+        client: AsyncWebClient | None = None,
+        trigger_id: str | None = None,
+        channel: str | None = None,
+        thread_ts: str | None = None,
+        user_id: str | None = None,
+    ) -> None:
         self._session = session
         self._url = response_url
+        self._client = client
+        self._trigger = trigger_id
+        self._channel = channel
+        self._thread = thread_ts
+        self._user = user_id
+
+    async def form(self, form: Form) -> bool:
+        """`views.open` within the trigger's 3 s; a trigger works once."""
+        if self._client is None or not self._trigger:
+            return False
+        trigger, self._trigger = self._trigger, None
+        view = modal_view(form, channel=self._channel, thread_ts=self._thread)
+        try:
+            with slack_errors():
+                await self._client.views_open(trigger_id=trigger, view=view)
+        except PlatformError as err:
+            log.warning("views.open failed: %s", err.code)
+            return False
+        return True
 
     async def tell(self, text: str, *, public: bool = False) -> None:
         if not self._url:
-            log.info("no response_url to answer with")
+            await self._ephemeral(text)
             return
         payload = {
             "text": to_mrkdwn(text),
@@ -297,6 +399,21 @@ class SlackReply:
                     log.warning("response_url answered %s", response.status)
         except (aiohttp.ClientError, TimeoutError) as err:  # a courtesy: the action happened
             log.warning("could not answer via response_url: %s", type(err).__name__)
+
+    async def _ephemeral(self, text: str) -> None:
+        if self._client is None or not (self._channel and self._user):
+            log.info("no response_url or thread to answer in")
+            return
+        try:
+            with slack_errors():
+                await self._client.chat_postEphemeral(
+                    channel=self._channel,
+                    user=self._user,
+                    thread_ts=self._thread,
+                    text=to_mrkdwn(text),
+                )
+        except PlatformError as err:  # a courtesy, as above
+            log.warning("chat.postEphemeral failed: %s", err.code)
 
     async def opened(self, key: ThreadKey) -> None:
         """Slack shows the root message in the channel: nothing to point at."""

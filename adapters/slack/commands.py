@@ -1,24 +1,42 @@
 """Slack payloads in, neutral objects out: the one place that reads Slack's JSON shapes.
 
-One pure function per payload kind (a slash command, a message event, a block action), so
-what each payload means is easy to read and test without a network. Which of them the bot
-acts on is the core's (`bot.commands`).
+One pure function per payload kind (a slash command, a message event, a block action, a
+view submission, a message shortcut), so what each payload means is easy to read and test
+without a network. Which of them the bot acts on is the core's (`bot.commands`).
+
+Files people share become `ImageRef`s for `url_private` with the bot token as the
+`Authorization` header (Slack's file URLs need it, and the `files:read` scope); the core
+checks and re-hosts them.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
+from adapters.slack.modals import submitted
 from adapters.slack.text import unescape, with_ids
 from bot.buttons import decode_button
-from bot.models import ChannelKey, Click, Command, CommandName, Message, ThreadKey
+from bot.models import (
+    ButtonAction,
+    ChannelKey,
+    Click,
+    Command,
+    CommandName,
+    ImageRef,
+    Message,
+    Shortcut,
+    Submission,
+    ThreadKey,
+)
 
 PLATFORM = "slack"
 # Subtypes a person's message may carry; every other one (message_changed, message_deleted,
 # bot_message, channel_join, ...) is not a prompt. Our own edits cause message_changed.
 PROMPT_SUBTYPES = frozenset({None, "", "file_share", "thread_broadcast"})
+SHORTCUTS = {"sense_remix": ButtonAction.REMIX, "sense_animate": ButtonAction.ANIMATE}
 
 
 def strip_mentions(text: str, bot_user_id: str | None) -> str:
@@ -58,12 +76,34 @@ def to_command(
     )
 
 
+def image_refs(files: Any, *, token: str) -> tuple[ImageRef, ...]:
+    """Shared files as the core checks them: Slack's declared type and size, and
+    `url_private` fetched with the bot token. Files without a URL (external ones) are left
+    out; a `check_file_info` stub must be completed with `files.info` first."""
+    refs: list[ImageRef] = []
+    for file in files if isinstance(files, list) else []:
+        if not isinstance(file, dict) or not file.get("url_private"):
+            continue
+        size = file.get("size")
+        refs.append(
+            ImageRef(
+                url=str(file["url_private"]),
+                filename=str(file.get("name") or file.get("title") or ""),
+                content_type=file.get("mimetype") or None,
+                size=size if isinstance(size, int) else None,
+                headers=(("Authorization", f"Bearer {token}"),),
+            )
+        )
+    return tuple(refs)
+
+
 def to_message(
     body: dict[str, Any],
     event: dict[str, Any],
     *,
     bot_user_id: str | None,
     names: Mapping[str, str] | None = None,
+    token: str = "",
 ) -> Message | None:
     """An `app_mention` or `message` event as a person's message, or None when it is none
     (the bot's own posts and edits, other subtypes, malformed events)."""
@@ -88,6 +128,7 @@ def to_message(
         top_level=not thread_ts,
         direct=event.get("channel_type") == "im",
         mentioned=mentioned,
+        images=image_refs(event.get("files"), token=token),
     )
 
 
@@ -123,3 +164,119 @@ def thread_of_action(body: dict[str, Any]) -> tuple[str, str] | None:
     if not channel or not thread_ts:
         return None
     return str(channel), str(thread_ts)
+
+
+def to_submission(body: dict[str, Any], *, reply: Any, token: str) -> Submission | Shortcut | None:
+    """A `view_submission` of one of our forms: a generation's Remix (a `Submission` in the
+    thread it was opened from) or a message shortcut's Remix (a `Shortcut` with its text)."""
+    found = submitted(body.get("view") or {})
+    if found is None:
+        return None
+    action, value, text, channel, thread_ts = found
+    user = str((body.get("user") or {}).get("id", ""))
+    event_id = _view_event(body)
+    if action is ButtonAction.REMIX_MESSAGE:
+        return shortcut_from_target(
+            value,
+            team=team_of(body),
+            user=user,
+            reply=reply,
+            text=text,
+            event_id=event_id,
+            token=token,
+        )
+    if not channel or not thread_ts:
+        return None
+    return Submission(
+        key=ThreadKey(PLATFORM, team_of(body), channel, thread_ts),
+        user_id=user,
+        action=action,
+        value=value,
+        text=text,
+        reply=reply,
+        event_id=event_id,
+    )
+
+
+def _view_event(body: dict[str, Any]) -> str | None:
+    """A submission's dedupe id: the view and its state's hash (a resubmission repeats
+    both)."""
+    view = body.get("view") or {}
+    if not view.get("id"):
+        return None
+    return f"view:{view['id']}:{view.get('hash', '')}"
+
+
+def message_target(body: dict[str, Any]) -> str:
+    """What a message shortcut's form carries to act on the message later (no token): its
+    channel, thread and files."""
+    message = body.get("message") or {}
+    files = [
+        [f.get("url_private"), f.get("name") or "", f.get("mimetype") or "", f.get("size")]
+        for f in message.get("files") or []
+        if isinstance(f, dict) and f.get("url_private")
+    ][:4]
+    place = {
+        "c": (body.get("channel") or {}).get("id"),
+        "t": message.get("thread_ts"),
+        "f": files,
+    }
+    return json.dumps(place, separators=(",", ":"))
+
+
+def shortcut_from_target(
+    target: str,
+    *,
+    team: str,
+    user: str,
+    reply: Any,
+    text: str | None,
+    event_id: str | None,
+    token: str,
+) -> Shortcut | None:
+    """The `Shortcut` a form's target describes (see `message_target`), or None."""
+    try:
+        place = json.loads(target)
+    except ValueError:
+        return None
+    if not isinstance(place, dict) or not place.get("c"):
+        return None
+    files = [
+        {"url_private": f[0], "name": f[1], "mimetype": f[2], "size": f[3]}
+        for f in place.get("f") or []
+        if isinstance(f, list) and len(f) == 4
+    ]
+    channel = str(place["c"])
+    thread = place.get("t")
+    return Shortcut(
+        action=ButtonAction.REMIX,
+        channel=ChannelKey(PLATFORM, team, channel),
+        user_id=user,
+        images=image_refs(files, token=token),
+        reply=reply,
+        key=ThreadKey(PLATFORM, team, channel, str(thread)) if thread else None,
+        target=target,
+        text=text,
+        event_id=event_id,
+    )
+
+
+def to_shortcut(body: dict[str, Any], *, reply: Any, token: str) -> Shortcut | None:
+    """A message shortcut ("Remix with each::sense", "Animate") on a message, or None."""
+    action = SHORTCUTS.get(str(body.get("callback_id") or ""))
+    channel = (body.get("channel") or {}).get("id")
+    message = body.get("message") or {}
+    if action is None or not channel:
+        return None
+    team = team_of(body)
+    thread = message.get("thread_ts")
+    return Shortcut(
+        action=action,
+        channel=ChannelKey(PLATFORM, team, str(channel)),
+        user_id=str((body.get("user") or {}).get("id", "")),
+        images=image_refs(message.get("files"), token=token),
+        reply=reply,
+        key=ThreadKey(PLATFORM, team, str(channel), str(thread)) if thread else None,
+        target=message_target(body),
+        event_id=f"shortcut:{body.get('trigger_id') or body.get('action_ts') or ''}",
+    )

@@ -172,6 +172,30 @@ async def test_generation_roundtrip(store: Store, database: Database) -> None:
     assert [record for record in stored if record.session_id == "sess-1"][:2] == [first, second]
 
 
+async def test_get_generation_by_its_id(store: Store) -> None:
+    made = GenerationRecord(
+        "https://cdn/a.png", "image", "sess-1", KEY, None, 1.0, id="gen-1", turn_id="turn-1"
+    )
+    other = GenerationRecord("https://cdn/b.mp4", "video", "sess-2", _thread(2).key, "m2", 2.0)
+    assert await store.get_generation("gen-1") is None
+    await store.add_generation(made)
+    await store.add_generation(other)  # no id: recorded, never found by one
+    await store.add_generation(GenerationRecord("https://cdn/a.png", "image", "s", KEY, None, 3.0))
+    assert await store.get_generation("gen-1") == made
+    assert await store.get_generation("gen-2") is None
+    assert await store.get_generation("") is None
+
+
+async def test_generation_ids_are_found_from_every_replica(replicas: list[Store]) -> None:
+    records = [
+        GenerationRecord(f"https://cdn/{n}.png", "image", "s", KEY, None, float(n), id=f"g{n}")
+        for n in range(9)
+    ]
+    await asyncio.gather(*(replicas[n % 3].add_generation(r) for n, r in enumerate(records)))
+    for n, record in enumerate(records):
+        assert await replicas[(n + 1) % 3].get_generation(f"g{n}") == record
+
+
 async def test_turn_roundtrip_and_finish(store: Store) -> None:
     turn = _turn("turn-1", owner="replica-a")
     await store.begin_turn(turn)
@@ -182,6 +206,26 @@ async def test_turn_roundtrip_and_finish(store: Store) -> None:
     assert (finished.status, finished.finished_at, finished.mode) == (TurnStatus.DONE, 12.5, "eco")
     assert finished.owner == "replica-a"
     assert await store.get_turn("missing") is None
+
+
+async def test_a_turn_keeps_its_behavior_and_reference_images(store: Store) -> None:
+    plan = TurnRecord(
+        "turn-p",
+        KEY,
+        "U1",
+        "draw a castle",
+        TurnStatus.RUNNING,
+        1.0,
+        behavior="plan",
+        image_urls=("https://cdn/a.png", "https://cdn/b.png"),
+    )
+    await store.begin_turn(plan)
+    assert await store.get_turn("turn-p") == plan
+    [interrupted] = await store.interrupt_running_turns(at=2.0)
+    assert interrupted.behavior == "plan" and interrupted.image_urls == plan.image_urls
+    await store.begin_turn(_turn("turn-q"))
+    plain = await store.get_turn("turn-q")
+    assert plain is not None and plain.behavior is None and plain.image_urls == ()
 
 
 async def test_begin_turn_replaces_and_owner_defaults_to_none(store: Store) -> None:
@@ -304,6 +348,33 @@ async def test_channel_defaults_and_eco(store: Store) -> None:
     assert await store.get_channel(key) == ChannelSettings(False, "U8", 6.0)
     assert await store.get_channel(ChannelKey("slack", "T1", "other")) == ChannelSettings()
     assert await store.get_channel(ChannelKey("discord", "T1", "C9")) == ChannelSettings()
+
+
+async def test_channel_web_search_and_safety(store: Store) -> None:
+    key = ChannelKey("discord", "G1", "C5")
+    assert await store.get_channel(key) == ChannelSettings(web_search=None, safety_checker=True)
+    await store.set_channel_web_search(key, web_search=False, by="U1", at=1.0)
+    assert await store.get_channel(key) == ChannelSettings(False, "U1", 1.0, False, True)
+    await store.set_channel_safety(key, enabled=False, by="U2", at=2.0)
+    assert await store.get_channel(key) == ChannelSettings(False, "U2", 2.0, False, False)
+    # each setting leaves the others as they are, eco included
+    await store.set_channel_eco(key, eco=True, by="U3", at=3.0)
+    assert await store.get_channel(key) == ChannelSettings(True, "U3", 3.0, False, False)
+    await store.set_channel_web_search(key, web_search=None, by="U4", at=4.0)
+    await store.set_channel_safety(key, enabled=True, by="U4", at=5.0)
+    assert await store.get_channel(key) == ChannelSettings(True, "U4", 5.0, None, True)
+    await store.set_channel_web_search(key, web_search=True, by="U4", at=6.0)
+    assert (await store.get_channel(key)).web_search is True
+
+
+async def test_a_new_channel_row_from_one_setting_has_the_other_defaults(store: Store) -> None:
+    web = ChannelKey("slack", "T1", "C6")
+    safety = ChannelKey("slack", "T1", "C7")
+    await store.set_channel_web_search(web, web_search=False, by="U1", at=1.0)
+    await store.set_channel_safety(safety, enabled=False, by="U1", at=1.0)
+    assert await store.get_channel(web) == ChannelSettings(False, "U1", 1.0, False, True)
+    assert await store.get_channel(safety) == ChannelSettings(False, "U1", 1.0, None, False)
+    assert await store.get_channel(ChannelKey("slack", "T1", "C8")) == ChannelSettings()
 
 
 # --- EventStore --------------------------------------------------------------------------
@@ -649,6 +720,9 @@ async def test_data_survives_reopen(database: Database) -> None:
     first = await database.open()
     await first.save_thread(_thread(3))
     await first.set_channel_eco(KEY.channel_key, eco=True, by="U1", at=1.0)
+    await first.set_channel_web_search(KEY.channel_key, web_search=False, by="U1", at=1.0)
+    generation = GenerationRecord("https://cdn/x.png", "image", "s", KEY, None, 1.0, id="g1")
+    await first.add_generation(generation)
     await first.save_job(_job(owner="r1"))
     await first.begin_turn(_turn("t", owner="r1"))
     await first.heartbeat("r1", at=100.0)
@@ -660,6 +734,8 @@ async def test_data_survives_reopen(database: Database) -> None:
     second = await database.open()
     assert await second.get_thread(_thread(3).key) == _thread(3)
     assert (await second.get_channel(KEY.channel_key)).eco
+    assert (await second.get_channel(KEY.channel_key)).web_search is False
+    assert await second.get_generation("g1") == generation
     assert await second.get_job("job-1") == _job(owner="r1")
     assert await second.get_turn("t") == _turn("t", owner="r1")
     assert await second.stop_requested(["t"]) == {"t"}

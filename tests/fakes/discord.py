@@ -40,6 +40,22 @@ REST
   test_forbidden_channel_known_at_start_is_in_guild_create].
 - Files over the guild's upload limit get 413 / error 40005 [test_upload_over_limit_is_413].
 - `pings()` tells which sent messages would have notified someone (mentions not disabled).
+- Modals (callback type 9): the modal is validated like Discord's form validation (a title of
+  1–45 characters, a `custom_id` of at most 100, 1–5 components, each an action row holding one
+  text input or a label (type 18) wrapping one, a label of at most 45, `max_length` at most
+  4,000 and a default no longer than it) and kept on the interaction (`FakeInteraction.modal`);
+  only as the first response, within 3 s. `submit_modal()` sends the person's MODAL_SUBMIT
+  (type 5) back with the values in the shape the modal was sent in
+  [test_a_modal_is_a_response_and_its_submission_reaches_discord_py].
+- Attachments people send (`say(attachments=...)`, attachment options of `slash()`) are
+  served like Discord's CDN: signed links (`?ex=&is=&hm=`) that answer 404 once
+  `expire_attachments()` ran, or without their signature; the bot's own uploads are served the
+  same way. Attachment options (type 11) come with `resolved.attachments`, booleans as type 5
+  [test_attachment_options_and_links_reach_discord_py_as_discord_sends_them].
+- Message context menus (`message_command()`): INTERACTION_CREATE type 2 with `data.type` 3,
+  `target_id` and the message in `resolved.messages` [test_message_context_menus_reach_the_tree].
+- Channels may be age-restricted (`add_text_channel(nsfw=True)`): `nsfw` in GUILD_CREATE and
+  in interactions' channel.
 
 Gateway
 - HELLO carries `heartbeat_interval` (constructor, seconds); every op 1 is answered with op
@@ -145,6 +161,9 @@ MAX_ACTION_ROWS = 5
 MAX_ROW_COMPONENTS = 5
 MAX_CUSTOM_ID = 100
 MAX_BUTTON_LABEL = 80
+MAX_MODAL_TITLE = 45
+MAX_INPUT_LABEL = 45
+MAX_INPUT_LENGTH = 4000
 
 # The bucket hashes discord.py keys its rate limits by (one per route, as on Discord)
 EDIT_BUCKET = "f4ke0ed17bucket0"
@@ -188,6 +207,7 @@ class FakeInteraction:
     callback_at: float | None = None
     original_id: str | None = None
     followups: list[dict[str, Any]] = field(default_factory=list)
+    modal: dict[str, Any] | None = None  # the modal the bot answered with (callback type 9)
 
     @property
     def reply(self) -> dict[str, Any] | None:
@@ -260,6 +280,22 @@ def _user(uid: str, name: str, *, bot: bool = False) -> dict[str, Any]:
     }
 
 
+def _guess_type(file: FakeFile) -> str | None:
+    """What Discord would say a bot's upload is: from its bytes, then its name."""
+    head = file.data[:16]
+    if head.startswith(b"\x89PNG"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[4:8] == b"ftyp":
+        return "video/mp4"
+    if head.startswith(b"ID3") or head[:2] == b"\xff\xfb":
+        return "audio/mpeg"
+    if file.content_type and file.content_type != "application/octet-stream":
+        return file.content_type
+    return None
+
+
 def _json(data: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     # discord.py only parses bodies whose Content-Type is exactly `application/json`.
     out = {"Content-Type": "application/json", **(headers or {})}
@@ -325,6 +361,9 @@ class FakeDiscord(SurfacesMixin):
         self.roles: dict[str, dict[str, Any]] = {}  # roles besides @everyone and the admin's
         self.member_roles: dict[str, list[str]] = {}  # user id -> the roles `give_role` gave
         self.channels: dict[str, dict[str, Any]] = {self.channel_id: self._text_channel()}
+        # attachment id -> (bytes, content type): what the CDN serves
+        self.attachments: dict[str, tuple[bytes, str]] = {}
+        self.attachments_expired = False
         self.messages: dict[str, dict[str, Any]] = {}
         self.interactions: dict[str, FakeInteraction] = {}
         self.commands: dict[str | None, list[dict[str, Any]]] = {}
@@ -358,6 +397,7 @@ class FakeDiscord(SurfacesMixin):
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/gateway/resume", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        app.router.add_get("/attachments/{channel}/{attachment}/{filename}", self._cdn)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -456,17 +496,47 @@ class FakeDiscord(SurfacesMixin):
                 out.append(call)
         return out
 
-    def add_text_channel(self, name: str) -> str:
-        """Another text channel in the guild. Add channels before the bot connects so they
-        arrive in GUILD_CREATE (afterwards discord.py would not know them)."""
+    def add_text_channel(self, name: str, *, nsfw: bool = False) -> str:
+        """Another text channel in the guild (`nsfw`: age-restricted). Add channels before
+        the bot connects so they arrive in GUILD_CREATE (afterwards discord.py would not
+        know them)."""
         channel_id = self.new_id()
         self.channels[channel_id] = {
             **self._text_channel(),
             "id": channel_id,
             "name": name,
             "position": len(self.channels),
+            "nsfw": nsfw,
         }
         return channel_id
+
+    def attachment(
+        self, channel_id: str, filename: str, data: bytes, content_type: str | None
+    ) -> dict[str, Any]:
+        """An attachment as Discord describes it (in a message or `resolved`), its bytes
+        served at a signed CDN link."""
+        attachment_id = self.new_id()
+        self.attachments[attachment_id] = (data, content_type or "application/octet-stream")
+        url = (
+            f"http://127.0.0.1:{self.port}/attachments/{channel_id}/{attachment_id}/{filename}"
+            f"?ex={int(time.time()) + 86400:x}&is={int(time.time()):x}&hm={uuid.uuid4().hex}&"
+        )
+        wire: dict[str, Any] = {
+            "id": attachment_id,
+            "filename": filename,
+            "size": len(data),
+            "url": url,
+            "proxy_url": url.replace("/attachments/", "/media-proxy/attachments/", 1),
+        }
+        if content_type:
+            wire["content_type"] = content_type
+        if content_type and content_type.startswith("image/"):
+            wire.update(width=96, height=96)
+        return wire
+
+    def expire_attachments(self) -> None:
+        """Every CDN link expires (Discord's are signed for about a day)."""
+        self.attachments_expired = True
 
     def open_dm(self, user_id: str | None = None) -> str:
         """A DM channel between the bot and a person; `say()` in it is a direct message."""
@@ -720,11 +790,23 @@ class FakeDiscord(SurfacesMixin):
         channel_id: str | None = None,
         attachment_size_limit: int | None = None,
         user_install: bool = False,
+        attachments: dict[str, tuple[str, bytes, str | None]] | None = None,
     ) -> FakeInteraction:
-        """A person runs `/name` with string options (in a DM, a group DM or a foreign
-        server as `channel_id` says; `user_install`: through their own install)."""
-        opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
-        data = {"id": self.new_id(), "name": name, "type": 1, "options": opts}
+        """A person runs `/name` with options: strings (type 3), booleans (type 5), and
+        `attachments` (`{option: (filename, bytes, content type)}`, type 11, with the
+        attachments in `resolved` as Discord sends them); in a DM, a group DM or a foreign
+        server as `channel_id` says; `user_install`: through their own install."""
+        opts: list[dict[str, Any]] = []
+        for key, value in (options or {}).items():
+            kind = 5 if isinstance(value, bool) else 4 if isinstance(value, int) else 3
+            opts.append({"name": key, "type": kind, "value": value})
+        data: dict[str, Any] = {"id": self.new_id(), "name": name, "type": 1, "options": opts}
+        cid = channel_id or self.channel_id
+        for key, (filename, blob, content_type) in (attachments or {}).items():
+            wire = self.attachment(cid, filename, blob, content_type)
+            wire["ephemeral"] = True  # an option's upload is not a message of its own
+            opts.append({"name": key, "type": 11, "value": wire["id"]})
+            data.setdefault("resolved", {}).setdefault("attachments", {})[wire["id"]] = wire
         return await self._interaction(
             2,
             data,
@@ -732,6 +814,46 @@ class FakeDiscord(SurfacesMixin):
             channel_id=channel_id,
             size_limit=attachment_size_limit,
             user_install=user_install,
+        )
+
+    async def message_command(
+        self, name: str, message_id: str, *, user_id: str | None = None
+    ) -> FakeInteraction:
+        """A person picks a message context menu (`name`) on a message."""
+        message = copy.deepcopy(self.messages[message_id])
+        message.pop("edits", None)
+        data = {
+            "id": self.new_id(),
+            "name": name,
+            "type": 3,
+            "target_id": message_id,
+            "resolved": {"messages": {message_id: message}},
+        }
+        return await self._interaction(2, data, user_id=user_id, channel_id=message["channel_id"])
+
+    async def submit_modal(
+        self, inter: FakeInteraction, values: dict[str, str], *, user_id: str | None = None
+    ) -> FakeInteraction:
+        """The person fills in the modal the bot answered `inter` with and sends it: a
+        MODAL_SUBMIT whose components mirror the modal's (action rows or labels)."""
+        modal = inter.modal
+        if modal is None:
+            raise AssertionError("the bot did not answer that interaction with a modal")
+        components: list[dict[str, Any]] = []
+        for component in modal["components"]:
+            if component.get("type") == 18:
+                inner = component["component"]
+                value = {"type": 4, "custom_id": inner["custom_id"]}
+                value["value"] = values.get(inner["custom_id"], inner.get("value") or "")
+                components.append({"type": 18, "id": component.get("id", 1), "component": value})
+            else:
+                inner = component["components"][0]
+                value = {"type": 4, "custom_id": inner["custom_id"]}
+                value["value"] = values.get(inner["custom_id"], inner.get("value") or "")
+                components.append({"type": 1, "components": [value]})
+        data = {"custom_id": modal["custom_id"], "components": components}
+        return await self._interaction(
+            5, data, user_id=user_id or inter.user_id, channel_id=inter.channel_id
         )
 
     async def autocomplete(
@@ -827,15 +949,19 @@ class FakeDiscord(SurfacesMixin):
         *,
         user_id: str | None = None,
         embeds: list[dict[str, Any]] | None = None,
+        attachments: list[tuple[str, bytes, str | None]] | None = None,
     ) -> str:
         """A person posts `content` in a channel, thread or DM (`open_dm()`); returns the
-        message id. Mentions (`<@id>`) are parsed into `mentions`, as Discord does."""
+        message id. Mentions (`<@id>`) are parsed into `mentions`, as Discord does;
+        `attachments` are `(filename, bytes, content type)`, served at signed CDN links."""
         uid = user_id or self.user_id
         mentions = [self.users[m] for m in re.findall(r"<@!?(\d+)>", content) if m in self.users]
         msg = self._message(channel_id, content=content, author=self.users[uid])
         msg["mentions"] = mentions
         if embeds:
             msg["embeds"] = embeds
+        if attachments:
+            msg["attachments"] = [self.attachment(channel_id, *a) for a in attachments]
         if msg.get("guild_id"):
             msg["member"] = {k: v for k, v in self.member(uid).items() if k != "user"}
         await self.dispatch("MESSAGE_CREATE", msg)
@@ -962,14 +1088,7 @@ class FakeDiscord(SurfacesMixin):
                 msg[key] = body[key]
         if files:
             msg["attachments"] = [
-                {
-                    "id": self.new_id(),
-                    "filename": f.filename,
-                    "size": len(f.data),
-                    "url": f"https://cdn.fake/{f.filename}",
-                    "proxy_url": f"https://cdn.fake/{f.filename}",
-                    "content_type": f.content_type,
-                }
+                self.attachment(msg["channel_id"], f.filename, f.data, _guess_type(f))
                 for f in files
             ]
 
@@ -1302,6 +1421,58 @@ class FakeDiscord(SurfacesMixin):
             return _json({"message": "Cannot send an empty message", "code": 50006}, status=400)
         return None
 
+    def _invalid_modal(self, data: dict[str, Any]) -> web.Response | None:
+        """Discord's checks of a modal (callback type 9): 400 code 50035 when one fails."""
+        if not self.validate:
+            return None
+        errors: list[str] = []
+        title = data.get("title")
+        if not isinstance(title, str) or not 1 <= len(title) <= MAX_MODAL_TITLE:
+            errors.append("title")
+        custom_id = data.get("custom_id")
+        if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= MAX_CUSTOM_ID:
+            errors.append("custom_id")
+        components = data.get("components") or []
+        if not 1 <= len(components) <= MAX_ACTION_ROWS:
+            errors.append("components")
+        for n, component in enumerate(components):
+            if component.get("type") == 18:
+                inner, label = component.get("component") or {}, component.get("label")
+            elif component.get("type") == 1 and len(component.get("components") or []) == 1:
+                inner = component["components"][0]
+                label = inner.get("label")
+            else:
+                errors.append(f"components.{n}")
+                continue
+            limit = inner.get("max_length") or MAX_INPUT_LENGTH
+            default = inner.get("value") or ""
+            if (
+                inner.get("type") != 4
+                or not inner.get("custom_id")
+                or not isinstance(label, str)
+                or not 1 <= len(label) <= MAX_INPUT_LABEL
+                or limit > MAX_INPUT_LENGTH
+                or len(default) > limit
+            ):
+                errors.append(f"components.{n}")
+        if not errors:
+            return None
+        detail = {key: {"_errors": [{"code": "INVALID", "message": "Invalid"}]} for key in errors}
+        return _json(
+            {"message": "Invalid Form Body", "code": 50035, "errors": {"data": detail}}, status=400
+        )
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        """An attachment link: the bytes while it is valid and signed, else Discord's 404."""
+        found = self.attachments.get(request.match_info["attachment"])
+        signed = all(request.query.get(key) for key in ("ex", "is", "hm"))
+        if found is None or self.attachments_expired or not signed:
+            return web.Response(
+                status=404, text="This content is no longer available.", content_type="text/plain"
+            )
+        data, content_type = found
+        return web.Response(body=data, content_type=content_type)
+
     async def _route(
         self, method: str, path: str, body: Any, files: list[FakeFile]
     ) -> web.Response:
@@ -1397,6 +1568,13 @@ class FakeDiscord(SurfacesMixin):
         data = body.get("data") or {}
         if kind in (4, 7) and (invalid := self._invalid(data, files, creating=kind == 4)):
             return invalid  # not acknowledged: the person still waits
+        if kind == 9:  # a modal answers only a command or a component
+            if inter.type not in (2, 3):
+                refused = {"message": "Interaction type cannot open a modal", "code": 50035}
+                return _json(refused, status=400)
+            if (invalid := self._invalid_modal(data)) is not None:
+                return invalid
+            inter.modal = data
         inter.callbacks.append(body)
         inter.callback_at = time.monotonic()
         resource: dict[str, Any] = {"type": kind}

@@ -69,6 +69,28 @@ The AI app surface (assistant threads: their events, `assistant.threads.setStatu
 `views.publish`, clicks from a Home view) and `users.conversations` are in
 `tests/fakes/slack_surfaces.py` (`SurfacesMixin`); `status_ttl` sets how long a status lasts.
 
+Modals, files people share and message shortcuts, as Slack does them
+(`tests/test_slack_fake_creative.py`):
+
+- Every payload that carries a `trigger_id` (commands, block actions, shortcuts, view
+  submissions) gets a fresh one; `views.open` accepts it once (`exchanged_trigger_id` after)
+  and within 3 s (`expired_trigger_id`; an unknown one is `invalid_trigger_id`). The view is
+  validated as Slack does (a modal, title/submit/close plain text of at most 24 characters,
+  `callback_id` of at most 255, `private_metadata` of at most 3,000, at most 100 blocks, an
+  input's `initial_value` within its `max_length` of at most 3,000) and answered
+  `invalid_arguments` otherwise; opened views are kept in `views`. `submit_view()` delivers
+  the person's `view_submission` with the typed values in `view.state.values`
+  [test_views_open_takes_a_fresh_trigger_once_and_the_submission_reaches_bolt].
+- `share_file()`: a person shares a file (stored with Slack's full file object) and the app
+  gets the `message` event with subtype `file_share` and `files`; `stub_files=True` sends
+  `file_access: check_file_info` stubs instead, which `files.info` completes. `url_private`
+  serves the bytes only with `Authorization: Bearer <bot token>` and the `files:read` scope
+  (`files_read=False` takes it away); otherwise Slack's sign-in page, as HTML with status 200
+  [test_shared_files_arrive_as_slack_sends_them_and_need_the_token].
+- `message_shortcut()`: the `message_action` payload of a message shortcut (the message with
+  its files, the channel, a `trigger_id` and a `response_url`)
+  [test_message_shortcuts_reach_bolt].
+
 Socket Mode (`slack.socket_mode`, a `FakeSocketMode`; envelopes are spread among the open
 connections in turn, as Slack spreads them among an app's replicas): `apps.connections.open`
 with the app-level token hands out a one-time `ws://` URL; the websocket greets with `hello`,
@@ -87,6 +109,7 @@ import itertools
 import json
 import math
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -179,6 +202,8 @@ class FakeFile:
     title: str | None = None
     channel: str | None = None
     thread_ts: str | None = None
+    mimetype: str = "application/octet-stream"
+    user: str | None = None  # who shared it (the bot's uploads: the bot user)
 
 
 @dataclass(slots=True)
@@ -285,6 +310,7 @@ class FakeSlack(SurfacesMixin):
         ack_deadline: float = 3.0,
         retry_delays: Sequence[float] = SLACK_RETRY_DELAYS,
         status_ttl: float = STATUS_TTL,
+        files_read: bool = True,
     ) -> None:
         self._init_surfaces(status_ttl=status_ttl)  # assistant threads and App Home
         self.bot_token = bot_token
@@ -308,6 +334,11 @@ class FakeSlack(SurfacesMixin):
         self.echo = echo
         self.ack_deadline = ack_deadline
         self.retry_delays = tuple(retry_delays)
+        self.files_read = files_read  # the app has the files:read scope
+        self.triggers: dict[str, tuple[float, bool]] = {}  # id -> (issued at, used)
+        self.trigger_lifetime = 3.0
+        self.views: dict[str, dict[str, Any]] = {}
+        self.file_downloads: list[tuple[str, int]] = []  # (file id, HTTP status)
         # the app's HTTP endpoint (`connect_app`); without it, Socket Mode if connected
         self.app_url: str | None = None
         self.signing_secret = DEFAULT_SIGNING_SECRET
@@ -346,6 +377,8 @@ class FakeSlack(SurfacesMixin):
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get("/files-pri/{slug}/{name}", self._file_private)
+        app.router.add_get("/files-pri/{slug}/download/{name}", self._file_private)
         app.router.add_post("/respond/{token}", self._respond)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -395,7 +428,7 @@ class FakeSlack(SurfacesMixin):
             "user": {"id": user, "team_id": team},
             "team": {"id": team},
             "api_app_id": app_id,
-            "trigger_id": "trigger",
+            "trigger_id": self.new_trigger(),
             "channel": {"id": message.channel},
             "container": {"type": "message", "message_ts": message.ts},
             "message": {"ts": message.ts, "thread_ts": message.thread_ts, "text": message.text},
@@ -505,13 +538,61 @@ class FakeSlack(SurfacesMixin):
             },
         }
 
-    def _file_refs(self, message: FakeMessage) -> list[dict[str, Any]]:
+    def _file_refs(self, message: FakeMessage, *, stubs: bool = False) -> list[dict[str, Any]]:
+        """The `files` of a message event: Slack's file objects (or, as Slack sometimes
+        sends them, stubs to complete with `files.info`)."""
         refs = []
         for file_id in message.files:
             file = self.files.get(file_id)
-            name = file.filename if file else file_id
-            refs.append({"id": file_id, "name": name, "title": file.title if file else name})
+            if file is None:
+                refs.append({"id": file_id, "name": file_id, "title": file_id})
+            elif stubs:
+                refs.append(
+                    {"id": file_id, "mode": "file_access", "file_access": "check_file_info"}
+                )
+            else:
+                refs.append(self.file_object(file))
         return refs
+
+    def file_object(self, file: FakeFile) -> dict[str, Any]:
+        """A file as Slack describes it (`files.info`, a `file_share` event's `files`)."""
+        slug = f"{self.team_id}-{file.id}"
+        kind = file.filename.rsplit(".", 1)[-1].lower() if "." in file.filename else "binary"
+        wire: dict[str, Any] = {
+            "id": file.id,
+            "created": self._clock,
+            "timestamp": self._clock,
+            "name": file.filename,
+            "title": file.title or file.filename,
+            "mimetype": file.mimetype,
+            "filetype": kind,
+            "pretty_type": kind.upper(),
+            "user": file.user or self.bot_user_id,
+            "user_team": self.team_id,
+            "editable": False,
+            "size": file.length,
+            "mode": "hosted",
+            "is_external": False,
+            "external_type": "",
+            "is_public": True,
+            "public_url_shared": False,
+            "display_as_bot": False,
+            "username": "",
+            "url_private": f"{self.base_url}/files-pri/{slug}/{file.filename}",
+            "url_private_download": f"{self.base_url}/files-pri/{slug}/download/{file.filename}",
+            "permalink": f"https://fake.slack.test/files/{file.user}/{file.id}/{file.filename}",
+            "has_rich_preview": False,
+            "file_access": "visible",
+        }
+        if file.mimetype.startswith("image/"):
+            wire.update(original_w=96, original_h=96)
+        return wire
+
+    def new_trigger(self) -> str:
+        """A `trigger_id` for a payload: `views.open` takes it once, within 3 s."""
+        trigger = f"{next(self._ids)}.{self._clock}.{uuid_hex()}"
+        self.triggers[trigger] = (time.monotonic(), False)
+        return trigger
 
     async def send_event(self, event: dict[str, Any], *, event_id: str | None = None) -> Delivery:
         """Deliver an Events API event (wrapped in its `event_callback`); returns once the
@@ -542,7 +623,7 @@ class FakeSlack(SurfacesMixin):
             "api_app_id": self.app_id,
             "is_enterprise_install": "false",
             "response_url": self.respond_url(),
-            "trigger_id": f"trigger-{next(self._ids)}",
+            "trigger_id": self.new_trigger(),
             **extra,
         }
         return await self._deliver(Delivery("slash_commands", payload))
@@ -558,6 +639,109 @@ class FakeSlack(SurfacesMixin):
         payload = self.block_actions(
             button, message, user=user, team=self.team_id, app_id=self.app_id
         )
+        return await self.send_action(payload)
+
+    async def share_file(
+        self,
+        channel: str,
+        filename: str,
+        data: bytes,
+        mimetype: str,
+        *,
+        text: str = "",
+        user: str = "U1",
+        thread_ts: str | None = None,
+        stub_files: bool = False,
+        more: Sequence[tuple[str, bytes, str]] = (),
+    ) -> Delivery:
+        """A person shares a file (and `more` files) in a message: the files are stored
+        like uploads, the message too, and the app gets its `file_share` message event."""
+        ids = []
+        for name, blob, mime in ((filename, data, mimetype), *more):
+            file_id = f"F{next(self._ids):06d}"
+            self.files[file_id] = FakeFile(
+                id=file_id,
+                filename=name,
+                length=len(blob),
+                data=blob,
+                channel=channel,
+                thread_ts=thread_ts,
+                mimetype=mime,
+                user=user,
+            )
+            ids.append(file_id)
+        message = FakeMessage(
+            channel=channel,
+            ts=self._next_ts(),
+            thread_ts=thread_ts,
+            text=text,
+            blocks=[],
+            user=user,
+            files=ids,
+        )
+        self._keep(message)
+        event = self.message_event(message)
+        if stub_files:
+            event["files"] = self._file_refs(message, stubs=True)
+        body = self.event_callback(event)
+        return await self._deliver(Delivery("events_api", body, message=message))
+
+    async def message_shortcut(
+        self, callback_id: str, message: FakeMessage, *, user: str = "U1"
+    ) -> Delivery:
+        """A person runs the message shortcut `callback_id` on `message`."""
+        wire = (
+            {**_wire(message), "files": self._file_refs(message)}
+            if message.files
+            else _wire(message)
+        )
+        payload = {
+            "type": "message_action",
+            "token": "legacy",
+            "action_ts": self._next_ts(),
+            "team": {"id": self.team_id, "domain": "fake"},
+            "user": {"id": user, "username": user.lower(), "team_id": self.team_id},
+            "channel": {"id": message.channel, "name": "general"},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": self.new_trigger(),
+            "response_url": self.respond_url(),
+            "message_ts": message.ts,
+            "message": wire,
+        }
+        return await self.send_action(payload)
+
+    async def submit_view(
+        self, view_id: str, values: dict[str, str], *, user: str = "U1"
+    ) -> Delivery:
+        """The person sends the modal `view_id` with `values` typed into its inputs
+        (`{action_id: text}`): Slack's `view_submission`."""
+        view = copy.deepcopy(self.views[view_id])
+        state: dict[str, dict[str, Any]] = {}
+        for block in view.get("blocks") or []:
+            element = block.get("element") or {}
+            if block.get("type") == "input" and element.get("action_id") in values:
+                typed = {"type": element.get("type"), "value": values[element["action_id"]]}
+                state.setdefault(block["block_id"], {})[element["action_id"]] = typed
+        view["state"] = {"values": state}
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": "fake"},
+            "user": {
+                "id": user,
+                "username": user.lower(),
+                "name": user.lower(),
+                "team_id": self.team_id,
+            },
+            "api_app_id": self.app_id,
+            "token": "legacy",
+            "trigger_id": self.new_trigger(),
+            "view": view,
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
         return await self.send_action(payload)
 
     async def say(
@@ -847,8 +1031,27 @@ class FakeSlack(SurfacesMixin):
         if file is None:
             return web.Response(status=404, text="file not found", content_type="text/plain")
         file.data = data
+        file.mimetype = _sniff_mimetype(data)  # Slack sees what the bytes are
         await self._notify()
         return web.Response(text=f"OK - {len(data)}", content_type="text/plain")
+
+    async def _file_private(self, request: web.Request) -> web.Response:
+        """`url_private`: the bytes for the bot token with `files:read`, else the sign-in
+        page Slack serves (HTML, status 200)."""
+        slug = request.match_info["slug"]
+        file = self.files.get(slug.rsplit("-", 1)[-1])
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if file is None or file.data is None:
+            self.file_downloads.append((slug, 404))
+            return web.Response(status=404, text="file not found", content_type="text/plain")
+        if token != self.bot_token or not self.files_read:
+            self.file_downloads.append((file.id, 200))
+            page = (
+                "<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in</body></html>"
+            )
+            return web.Response(text=page, content_type="text/html")
+        self.file_downloads.append((file.id, 200))
+        return web.Response(body=file.data, content_type=file.mimetype)
 
     async def _respond(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -1030,6 +1233,62 @@ class FakeSlack(SurfacesMixin):
             return {"ok": False, "error": "no_such_subteam"}
         return {"ok": True, "users": list(self.usergroups[group])}
 
+    def _m_files_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        file = self.files.get(str(params.get("file")))
+        if file is None:
+            return {"ok": False, "error": "file_not_found"}
+        if not self.files_read:
+            return {"ok": False, "error": "missing_scope", "needed": "files:read"}
+        return {"ok": True, "file": self.file_object(file)}
+
+    def _m_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        trigger = str(params.get("trigger_id") or "")
+        issued = self.triggers.get(trigger)
+        if issued is None:
+            return {"ok": False, "error": "invalid_trigger_id"}
+        at, used = issued
+        if used:
+            return {"ok": False, "error": "exchanged_trigger_id"}
+        if time.monotonic() - at > self.trigger_lifetime:
+            return {"ok": False, "error": "expired_trigger_id"}
+        view = _loads(params.get("view"))
+        problem = _invalid_view(view)
+        if problem is not None:
+            return {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": [problem]},
+            }
+        self.triggers[trigger] = (at, True)
+        view_id = f"V{next(self._ids):08d}"
+        blocks = [
+            {**block, "block_id": block.get("block_id") or f"b{n}"}
+            for n, block in enumerate(view.get("blocks") or [])
+        ]
+        stored = {
+            "id": view_id,
+            "team_id": self.team_id,
+            "type": "modal",
+            "blocks": blocks,
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "state": {"values": {}},
+            "hash": f"{self._clock}.{uuid_hex()[:8]}",
+            "title": view.get("title"),
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "close": view.get("close"),
+            "submit": view.get("submit"),
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": self.app_id,
+            "external_id": "",
+            "app_installed_team_id": self.team_id,
+            "bot_id": self.bot_id,
+        }
+        self.views[view_id] = stored
+        return {"ok": True, "view": stored}
+
     def _m_reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
         self.reactions.append(
             (str(params.get("channel")), str(params.get("timestamp")), str(params.get("name")))
@@ -1050,6 +1309,60 @@ def _loads(value: Any) -> Any:
     if isinstance(value, str):
         return json.loads(value) if value else None
     return value
+
+
+def _sniff_mimetype(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[4:8] == b"ftyp":
+        return "video/mp4"
+    if data.startswith(b"ID3"):
+        return "audio/mpeg"
+    return "application/octet-stream"
+
+
+def uuid_hex() -> str:
+    return uuid.uuid4().hex
+
+
+def _invalid_view(view: Any) -> str | None:
+    """What Slack's `views.open` refuses (`invalid_arguments`), as its message says it."""
+    if not isinstance(view, dict) or view.get("type") != "modal":
+        return "[ERROR] must be a modal [json-pointer:/view/type]"
+    for key in ("title", "submit", "close"):
+        part = view.get(key)
+        if key == "title" and part is None:
+            return "[ERROR] missing required field: title [json-pointer:/view/title]"
+        if part is not None and (
+            not isinstance(part, dict)
+            or part.get("type") != "plain_text"
+            or not 1 <= len(str(part.get("text") or "")) <= 24
+        ):
+            return f"[ERROR] must be less than 25 characters [json-pointer:/view/{key}/text]"
+    if len(str(view.get("callback_id") or "")) > 255:
+        return "[ERROR] must be less than 256 characters [json-pointer:/view/callback_id]"
+    if len(str(view.get("private_metadata") or "")) > 3000:
+        return "[ERROR] must be less than 3001 characters [json-pointer:/view/private_metadata]"
+    blocks = view.get("blocks") or []
+    if len(blocks) > 100:
+        return "[ERROR] must be less than 101 items [json-pointer:/view/blocks]"
+    for n, block in enumerate(blocks):
+        element = block.get("element") or {}
+        if block.get("type") != "input" or element.get("type") != "plain_text_input":
+            continue
+        limit = element.get("max_length", 3000)
+        if not isinstance(limit, int) or limit > 3000:
+            return (
+                f"[ERROR] must be at most 3000 [json-pointer:/view/blocks/{n}/element/max_length]"
+            )
+        if len(str(element.get("initial_value") or "")) > limit:
+            return (
+                "[ERROR] must be less than max_length "
+                f"[json-pointer:/view/blocks/{n}/element/initial_value]"
+            )
+    return None
 
 
 def _channel_type(channel: str) -> str:
