@@ -30,6 +30,7 @@ from bot.eachlabs import PredictionsClient, WorkflowsClient
 from bot.eachsense import EachSenseClient
 from bot.housekeeping import purge_expired_events
 from bot.http import HttpServer
+from bot.i18n import set_language
 from bot.jobs import Jobs
 from bot.media import MediaFetcher
 from bot.metrics import Metrics
@@ -233,6 +234,8 @@ async def serve(
 ) -> None:
     """Start the platforms, tell cut-off threads, resume jobs, open the HTTP server."""
     settings = core.settings
+    # what no person's payload starts (restart notices, resumed jobs) speaks BOT_LANGUAGE
+    set_language(settings.bot_language)
     interrupted = await core.conversations.recover()
     for spec in specs:
         if not spec.configured(settings):

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.i18n import LANGUAGES, supported
+
 
 def _split_csv(value: object) -> object:
     """Lists come from env as `a,b,c` (also accept JSON-ish lists already parsed)."""
@@ -83,6 +85,9 @@ class Settings(BaseSettings):
     media_max_bytes: int = Field(200 * 1024 * 1024, gt=0)
     media_fetch_timeout: float = Field(120.0, gt=0)
     media_fetch_deadline: float = Field(300.0, gt=0)
+    # The language of people whose own the platform does not say, and of the shell (which
+    # else follows LC_ALL / LC_MESSAGES / LANG): en, fr or ja (a locale like fr-FR is fine).
+    bot_language: str | None = None
 
     # the offline simulator
     simulator_host: str = "127.0.0.1"
@@ -97,6 +102,19 @@ class Settings(BaseSettings):
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("bot_language", mode="before")
+    @classmethod
+    def _language(cls, value: object) -> object:
+        """`fr-FR` is `fr`; empty is unset; a language without a catalog is refused."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        language = supported(value)
+        if language is None:
+            raise ValueError(f"must be one of {', '.join(LANGUAGES)} (or a locale like fr-FR)")
+        return language
 
     @property
     def has_eachsense_key(self) -> bool:

@@ -29,6 +29,7 @@ from bot.config import Settings
 from bot.delivery import clock_text, deliver, may_act, say
 from bot.eachlabs import JobState, PredictionsClient, WorkflowsClient, parse_job_state
 from bot.errors import BotError, JobFailed, UpstreamError
+from bot.i18n import N_, _, ngettext
 from bot.media import MediaFetcher
 from bot.metrics import Metrics
 from bot.models import (
@@ -44,7 +45,7 @@ from bot.ports import Store, Surface
 
 log = logging.getLogger(__name__)
 
-STORAGE_PROBLEM = "The run started, but I could not record it, so I can't follow it. Sorry!"
+STORAGE_PROBLEM = N_("The run started, but I could not record it, so I can't follow it. Sorry!")
 MODELS_TTL = 600.0
 MAX_CHOICES = 25  # Discord's autocomplete limit
 _BACKOFF = 1.5
@@ -99,13 +100,14 @@ class Jobs:
         """Run `model` on `prompt` and post its outputs in the thread; returns when done."""
         model, prompt = model.strip(), prompt.strip()
         if not model or not prompt:
-            await say(surface, f"⚠️ {PREDICT_USAGE}")
+            await say(surface, f"⚠️ {_(PREDICT_USAGE)}")
             return
         if len(prompt) > self.settings.max_prompt_chars:
             await say(
                 surface,
-                f"⚠️ That prompt is too long ({len(prompt):,} characters; the limit is "
-                f"{self.settings.max_prompt_chars:,}).",
+                _("⚠️ That prompt is too long ({length} characters; the limit is {limit}).").format(
+                    length=f"{len(prompt):,}", limit=f"{self.settings.max_prompt_chars:,}"
+                ),
             )
             return
 
@@ -135,7 +137,7 @@ class Jobs:
         """Trigger a saved workflow and post its outputs in the thread; returns when done."""
         workflow_id = workflow_id.strip()
         if not workflow_id:
-            await say(surface, f"⚠️ {WORKFLOW_USAGE}")
+            await say(surface, f"⚠️ {_(WORKFLOW_USAGE)}")
             return
 
         async def create(webhook_url: str | None, secret: str | None) -> str:
@@ -169,7 +171,7 @@ class Jobs:
             webhook_url = f"{self.settings.public_url.rstrip('/')}/webhooks/eachlabs/{job_id}"
         label = _label(kind, title)
         try:
-            message_id = await surface.post(View(text=label, status="⏳ starting…"))
+            message_id = await surface.post(View(text=label, status=_("⏳ starting…")))
         except Exception:
             log.exception("could not post the progress message for job %s", job_id)
             return
@@ -177,7 +179,7 @@ class Jobs:
             remote = await create(webhook_url, secret or None)
         except BotError as err:
             log.warning("job %s (%s %s) was not created: %s", job_id, kind, title, err.detail)
-            view = View(text=f"{label}\n⚠️ {err.user_message}", status="❌ failed")
+            view = View(text=f"{label}\n⚠️ {err.user_message}", status=_("❌ failed"))
             await _edit(surface, message_id, view, final=True)
             return
         record = JobRecord(
@@ -198,7 +200,7 @@ class Jobs:
         except Exception:
             # Without a record nothing can win `finish_job`, so the result could never show.
             log.exception("could not save job %s (remote %s)", job_id, remote)
-            view = View(text=f"{label}\n⚠️ {STORAGE_PROBLEM}", status="❌ failed")
+            view = View(text=f"{label}\n⚠️ {_(STORAGE_PROBLEM)}", status=_("❌ failed"))
             await _edit(surface, message_id, view, final=True)
             return
         log.info("job %s started: %s %s (remote %s)", job_id, kind, title, remote)
@@ -267,15 +269,24 @@ class Jobs:
         minutes = max(1, round(self.settings.job_timeout / 60))
         return JobState(
             status=JobStatus.FAILED,
-            error=f"it did not finish within {minutes} minutes, so I stopped waiting",
+            error=ngettext(
+                "it did not finish within {minutes} minute, so I stopped waiting",
+                "it did not finish within {minutes} minutes, so I stopped waiting",
+                minutes,
+            ).format(minutes=minutes),
         )
 
     async def _show_progress(self, waiter: _Waiter, state: JobState) -> None:
         record = waiter.record
         took = clock_text(self.clock() - record.created_at)
-        status = f"⏳ {state.raw.get('status') or 'running'} · {took}"
+        remote = state.raw.get("status") or _("running")
+        status = f"⏳ {remote} · {took}"
         if state.step is not None:
-            status += f" · step {state.step}" + (f" of {state.steps}" if state.steps else "")
+            status += " · " + (
+                _("step {step} of {steps}").format(step=state.step, steps=state.steps)
+                if state.steps
+                else _("step {step}").format(step=state.step)
+            )
         view = View(text=_label(record.kind, record.title), status=status, buttons=_buttons(record))
         now = time.monotonic()
         if (
@@ -303,12 +314,15 @@ class Jobs:
         took = clock_text(self.clock() - record.created_at)
         surface = waiter.surface
         if state.status is JobStatus.SUCCEEDED:
-            view = View(text=label, status=f"✅ done in {took}")
+            view = View(text=label, status=_("✅ done in {duration}").format(duration=took))
         elif state.status is JobStatus.CANCELLED:
-            view = View(text=label, status=f"🛑 cancelled after {took}")
+            view = View(text=label, status=_("🛑 cancelled after {duration}").format(duration=took))
         else:
-            err = JobFailed(f"The run failed: {error}", detail=f"job {record.id}: {error}")
-            view = View(text=f"{label}\n⚠️ {err.user_message}", status="❌ failed")
+            err = JobFailed(
+                _("The run failed: {reason}").format(reason=error),
+                detail=f"job {record.id}: {error}",
+            )
+            view = View(text=f"{label}\n⚠️ {err.user_message}", status=_("❌ failed"))
         if record.message_id:
             await _edit(surface, record.message_id, view, final=True)
         else:
@@ -320,7 +334,7 @@ class Jobs:
         if state.text:
             await say(surface, state.text[: surface.limits.max_text])
         if not state.output and not state.text:
-            await say(surface, "The run finished but returned no files.")
+            await say(surface, _("The run finished but returned no files."))
         for url in state.output:
             await deliver(self.media, url, surface)
 
@@ -367,26 +381,26 @@ class Jobs:
         """The Cancel button: stop a running prediction; returns the sentence to show."""
         record = await self.store.get_job(job_id)
         if record is None:
-            return "I can't find that run any more."
+            return _("I can't find that run any more.")
         if record.status is not JobStatus.RUNNING:
-            return "That run has already finished."
+            return _("That run has already finished.")
         if not may_act(user_id, record.user_id, admin=admin, settings=self.settings):
-            return "Only the person who started this run can cancel it."
+            return _("Only the person who started this run can cancel it.")
         if record.kind is not JobKind.PREDICTION:
-            return "Workflow runs can't be cancelled from chat; it will finish on its own."
+            return _("Workflow runs can't be cancelled from chat; it will finish on its own.")
         try:
             await self.predictions.cancel(record.remote_id)
         except BotError as err:
             log.warning("cancelling job %s failed: %s", job_id, err.detail)
-            return f"I could not cancel that run: {err.user_message}"
-        state = JobState(status=JobStatus.CANCELLED, error="cancelled from chat")
+            return _("I could not cancel that run: {reason}").format(reason=err.user_message)
+        state = JobState(status=JobStatus.CANCELLED, error=_("cancelled from chat"))
         waiter = self._waiters.get(job_id)
         if waiter is not None:
             waiter.state = state
             waiter.news.set()
         # else its waiter lives on another replica: its next poll sees the run cancelled and
         # posts that once, in the run's own progress message
-        return "Cancelling that run."
+        return _("Cancelling that run.")
 
     async def resume(
         self,
@@ -460,14 +474,14 @@ class Jobs:
 
 
 def _label(kind: JobKind, title: str) -> str:
-    what = "Model run" if kind is JobKind.PREDICTION else "Workflow"
+    what = _("Model run") if kind is JobKind.PREDICTION else _("Workflow")
     return f"**{what}** `{title[:100]}`"
 
 
 def _buttons(record: JobRecord) -> tuple[Button, ...]:
     if record.kind is not JobKind.PREDICTION:
         return ()
-    return (Button("Cancel", ButtonAction.CANCEL_JOB, record.id, "danger"),)
+    return (Button(_("Cancel"), ButtonAction.CANCEL_JOB, record.id, "danger"),)
 
 
 async def _edit(surface: Surface, message_id: str, view: View, *, final: bool = False) -> None:

@@ -92,6 +92,7 @@ class Command:
     event_id: str | None = None
     image_urls: tuple[str, ...] = ()
     threadable: bool = True  # False where no thread can open (Discord DMs for now)
+    locale: str | None = None  # the person's language as the platform says it (fr, ja-JP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,7 @@ class Message:
     direct: bool = False  # a direct message to the bot
     mentioned: bool = False
     image_urls: tuple[str, ...] = ()
+    locale: str | None = None  # the person's language as the platform says it (fr, ja-JP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,7 @@ class Click:
     reply: Any  # bot.ports.Reply
     admin: bool | None = None
     event_id: str | None = None
+    locale: str | None = None  # the person's language as the platform says it (fr, ja-JP)
 
 
 Inbound = Command | Message | Click

@@ -109,7 +109,8 @@ class Platform(Protocol):
 
     @property
     def admins(self) -> str:
-        """Who counts as an admin here, for a refusal ("people with Manage Channels")."""
+        """Who counts as an admin here, for a refusal ("people with Manage Channels"): a
+        sentence marked with `bot.i18n.N_`, which the core translates where it is used."""
         ...
 
     def surface(self, key: ThreadKey, *, user_id: str | None = None) -> Surface:
