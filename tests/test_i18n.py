@@ -83,6 +83,7 @@ def test_the_code_marks_sentences_and_babel_finds_them() -> None:
     found = extracted()
     assert len(found) > 100, "the extraction should see the bot's sentences"
     assert "💭 Thinking…" in found and ("{count} file", "{count} files") in found
+    assert "Ask each::sense; the answer opens a thread" in found  # a Discord `locale_str`
 
 
 @pytest.mark.parametrize("language", TRANSLATED)

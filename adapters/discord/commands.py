@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 
 from bot.models import CommandName
 
@@ -27,8 +28,12 @@ class Handlers(Protocol):
 def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> None:
     """Add `/sense`, `/sense-eco`, `/sense-predict` and `/sense-workflow` to `tree`."""
 
-    @tree.command(name="sense", description="Ask each::sense; the answer opens a thread")
-    @app_commands.describe(prompt="What to ask or create", mode="eco: faster and cheaper")
+    @tree.command(
+        name="sense", description=locale_str("Ask each::sense; the answer opens a thread")
+    )
+    @app_commands.describe(
+        prompt=locale_str("What to ask or create"), mode=locale_str("eco: faster and cheaper")
+    )
     async def sense(
         interaction: discord.Interaction,
         prompt: str,
@@ -36,15 +41,21 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
     ) -> None:
         await handlers.on_command(interaction, CommandName.SENSE, prompt, mode=mode)
 
-    @tree.command(name="sense-eco", description="Eco mode for this channel: on, off or status")
-    @app_commands.describe(action="on and off need Manage Channels")
+    @tree.command(
+        name="sense-eco", description=locale_str("Eco mode for this channel: on, off or status")
+    )
+    @app_commands.describe(action=locale_str("on and off need Manage Channels"))
     async def sense_eco(
         interaction: discord.Interaction, action: Literal["on", "off", "status"] = "status"
     ) -> None:
         await handlers.on_command(interaction, CommandName.ECO, action)
 
-    @tree.command(name="sense-predict", description="Run one Eachlabs model on a prompt")
-    @app_commands.describe(model="The model's slug", prompt="The model's prompt")
+    @tree.command(
+        name="sense-predict", description=locale_str("Run one Eachlabs model on a prompt")
+    )
+    @app_commands.describe(
+        model=locale_str("The model's slug"), prompt=locale_str("The model's prompt")
+    )
     async def sense_predict(interaction: discord.Interaction, model: str, prompt: str) -> None:
         await handlers.on_command(interaction, CommandName.PREDICT, f"{model} {prompt}")
 
@@ -58,8 +69,10 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
             for slug, title in found[:MAX_CHOICES]
         ]
 
-    @tree.command(name="sense-workflow", description="Run an Eachlabs workflow")
-    @app_commands.describe(workflow_id="The workflow's id", inputs="key=value pairs")
+    @tree.command(name="sense-workflow", description=locale_str("Run an Eachlabs workflow"))
+    @app_commands.describe(
+        workflow_id=locale_str("The workflow's id"), inputs=locale_str("key=value pairs")
+    )
     async def sense_workflow(
         interaction: discord.Interaction, workflow_id: str, inputs: str = ""
     ) -> None:

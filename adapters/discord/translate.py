@@ -14,6 +14,7 @@ from typing import Any, cast
 import discord
 
 from bot.buttons import decode_button
+from bot.i18n import _
 from bot.models import ChannelKey, Click, Command, CommandName, Message, ThreadKey
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,12 @@ def parent_of(channel: object) -> discord.TextChannel | None:
     return channel if isinstance(channel, discord.TextChannel) else None
 
 
+def locale_of(interaction: discord.Interaction) -> str | None:
+    """The person's client language (`fr`, `ja`, `en-US`), as every interaction carries it."""
+    locale = getattr(interaction, "locale", None)
+    return str(locale.value) if isinstance(locale, discord.Locale) else None
+
+
 def to_command(
     interaction: discord.Interaction, name: CommandName, text: str, **extra: Any
 ) -> Command:
@@ -50,12 +57,16 @@ def to_command(
         admin=interaction.permissions.manage_channels,
         event_id=str(interaction.id),
         threadable=parent is not None,
+        locale=locale_of(interaction),
         **extra,
     )
 
 
-def to_message(message: discord.Message, *, bot_id: int, reads_content: bool) -> Message | None:
-    """A person's message in a thread, or None (bots, DMs, unreadable without the intent)."""
+def to_message(
+    message: discord.Message, *, bot_id: int, reads_content: bool, locale: str | None = None
+) -> Message | None:
+    """A person's message in a thread, or None (bots, DMs, unreadable without the intent).
+    Messages carry no locale: `locale` is the author's, when known (their last interaction's)."""
     channel = message.channel
     if message.author.bot or message.guild is None:
         return None  # never answer a bot: two bots would answer each other forever
@@ -73,6 +84,7 @@ def to_message(message: discord.Message, *, bot_id: int, reads_content: bool) ->
         text=strip_mention(message.content, bot_id),
         message_id=str(message.id),
         image_urls=images,
+        locale=locale,
     )
 
 
@@ -92,6 +104,7 @@ def to_click(interaction: discord.Interaction) -> Click | None:
         value=value,
         reply=DiscordReply(interaction, edit_original=False),
         event_id=str(interaction.id),
+        locale=locale_of(interaction),
     )
 
 
@@ -124,7 +137,8 @@ class DiscordReply:
     async def opened(self, key: ThreadKey) -> None:
         self._original_used = True
         try:
-            await self._interaction.edit_original_response(content=f"Answering in <#{key.thread}>")
+            answering = _("Answering in {thread}").format(thread=f"<#{key.thread}>")
+            await self._interaction.edit_original_response(content=answering)
         except discord.HTTPException as exc:
             log.warning("discord: could not point at the thread: %s", exc.status)
 

@@ -39,6 +39,13 @@ REST
   (their `app_permissions` say what is missing) [test_missing_permissions_is_403_50013,
   test_forbidden_channel_known_at_start_is_in_guild_create].
 - Files over the guild's upload limit get 413 / error 40005 [test_upload_over_limit_is_413].
+- Interactions carry the person's client language in `locale` (`slash(..., locale="fr")`,
+  `click(..., locale=...)`; `en-US` by default) and the guild's in `guild_locale`
+  [test_interactions_carry_the_persons_locale].
+- Commands registered with PUT `/applications/{id}[/guilds/{id}]/commands` are validated like
+  Discord's: `name_localizations` / `description_localizations` (on commands and options) may
+  only use Discord's locale codes (`fr`, `ja`, `en-US`; never `fr-FR`), and a description is 1
+  to 100 characters in every language, or 400 code 50035 [test_command_localizations_are_checked].
 - `pings()` tells which sent messages would have notified someone (mentions not disabled).
 
 Gateway
@@ -133,6 +140,12 @@ MAX_ACTION_ROWS = 5
 MAX_ROW_COMPONENTS = 5
 MAX_CUSTOM_ID = 100
 MAX_BUTTON_LABEL = 80
+MAX_COMMAND_DESCRIPTION = 100
+# The locales Discord knows (what `*_localizations` keys and an interaction's `locale` may be)
+DISCORD_LOCALES = frozenset(
+    "id da de en-GB en-US es-ES es-419 fr hr it lt hu nl no pl pt-BR ro fi sv-SE vi tr cs el "
+    "bg ru uk hi th zh-CN ja zh-TW ko".split()
+)
 
 # The bucket hashes discord.py keys its rate limits by (one per route, as on Discord)
 EDIT_BUCKET = "f4ke0ed17bucket0"
@@ -670,12 +683,18 @@ class FakeDiscord:
         user_id: str | None = None,
         channel_id: str | None = None,
         attachment_size_limit: int | None = None,
+        locale: str = "en-US",
     ) -> FakeInteraction:
-        """A person runs `/name` with string options."""
+        """A person runs `/name` with string options (their Discord client in `locale`)."""
         opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
         data = {"id": self.new_id(), "name": name, "type": 1, "options": opts}
         return await self._interaction(
-            2, data, user_id=user_id, channel_id=channel_id, size_limit=attachment_size_limit
+            2,
+            data,
+            user_id=user_id,
+            channel_id=channel_id,
+            size_limit=attachment_size_limit,
+            locale=locale,
         )
 
     async def autocomplete(
@@ -689,12 +708,24 @@ class FakeDiscord:
         data = {"id": self.new_id(), "name": name, "type": 1, "options": opts}
         return await self._interaction(4, data, user_id=user_id)
 
-    async def click(self, custom_id: str, *, message_id: str, user_id: str | None = None) -> Any:
+    async def click(
+        self,
+        custom_id: str,
+        *,
+        message_id: str,
+        user_id: str | None = None,
+        locale: str = "en-US",
+    ) -> Any:
         """A person clicks a button (`custom_id`) on a message."""
         message = self.messages[message_id]
         data = {"custom_id": custom_id, "component_type": 2}
         return await self._interaction(
-            3, data, user_id=user_id, channel_id=message["channel_id"], message=message
+            3,
+            data,
+            user_id=user_id,
+            channel_id=message["channel_id"],
+            message=message,
+            locale=locale,
         )
 
     async def _interaction(
@@ -706,7 +737,10 @@ class FakeDiscord:
         channel_id: str | None = None,
         message: dict[str, Any] | None = None,
         size_limit: int | None = None,
+        locale: str = "en-US",
     ) -> FakeInteraction:
+        if locale not in DISCORD_LOCALES:
+            raise ValueError(f"Discord has no locale {locale!r}")
         uid = user_id or self.user_id
         cid = channel_id or self.channel_id
         inter = FakeInteraction(
@@ -734,7 +768,7 @@ class FakeDiscord:
             "member": {**self.member(uid), "permissions": str(self.permissions_of(uid))},
             "data": data,
             "app_permissions": str(self.bot_permissions_in(cid)),
-            "locale": "en-US",
+            "locale": locale,
             "guild_locale": "en-US",
             "attachment_size_limit": size_limit or self.upload_limit,
             "entitlements": [],
@@ -1480,6 +1514,9 @@ class FakeDiscord:
         self, app: str, *rest: str, body: Any, files: list[FakeFile]
     ) -> web.Response:
         guild = rest[0] if rest else None
+        refused = self._invalid_commands(body or [])
+        if refused is not None:
+            return refused
         stored = []
         for command in body or []:
             item = {
@@ -1498,6 +1535,36 @@ class FakeDiscord:
             stored.append(item)
         self.commands[guild] = stored
         return _json(stored)
+
+    def _invalid_commands(self, commands: list[dict[str, Any]]) -> web.Response | None:
+        """Discord's checks of a command list's languages: localization keys must be Discord
+        locales, descriptions 1 to 100 characters in each (400, 50035, nested `_errors`)."""
+        errors: dict[str, Any] = {}
+
+        def refuse(where: tuple[Any, ...], code: str, message: str) -> None:
+            node = errors
+            for key in where:
+                node = node.setdefault(str(key), {})
+            node.setdefault("_errors", []).append({"code": code, "message": message})
+
+        def check(where: tuple[Any, ...], item: dict[str, Any]) -> None:
+            for field_name in ("name_localizations", "description_localizations"):
+                for locale, text in (item.get(field_name) or {}).items():
+                    if locale not in DISCORD_LOCALES:
+                        refuse((*where, field_name, locale), "LOCALE_INVALID", "Invalid locale")
+                    elif field_name == "description_localizations" and not (
+                        isinstance(text, str) and 1 <= len(text) <= MAX_COMMAND_DESCRIPTION
+                    ):
+                        message = f"Must be between 1 and {MAX_COMMAND_DESCRIPTION} in length."
+                        refuse((*where, field_name, locale), "BASE_TYPE_BAD_LENGTH", message)
+
+        for n, command in enumerate(commands):
+            check((n,), command)
+            for o, option in enumerate(command.get("options") or []):
+                check((n, "options", o), option)
+        if not errors:
+            return None
+        return _json({"message": "Invalid Form Body", "code": 50035, "errors": errors}, status=400)
 
     async def _get_commands(
         self, app: str, *rest: str, body: Any, files: list[FakeFile]
