@@ -1,6 +1,7 @@
 """Each person's language, end to end through the real libraries: discord.py against the fake
-Discord (an interaction's `locale`, the synced commands' `description_localizations`). The
-simulator plays each::sense."""
+Discord (an interaction's `locale`, the synced commands' `description_localizations`) and
+slack-bolt against the fake Slack (`users.info` with `include_locale`, delivered the way
+Slack delivers). The simulator plays each::sense."""
 
 from __future__ import annotations
 
@@ -10,14 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from adapters.discord.client import DiscordBot
-from bot.app import Core
+from adapters.slack.app import SlackBot
+from bot.app import Core, build_core, close_core, simulated
+from bot.config import Settings
+from bot.http import HttpServer
 from bot.i18n import translation
 from simulator import Simulator
 from tests.conftest import make_settings
 from tests.discord_bot import running_bot
 from tests.fakes.discord import EPHEMERAL, FakeDiscord, FakeInteraction
+from tests.fakes.slack import FakeMessage, FakeSlack
+
+SECRET = "test-signing-secret"
+
 
 # --- Discord -------------------------------------------------------------------------------
 
@@ -141,3 +150,96 @@ async def test_synced_commands_carry_french_and_japanese_descriptions(
         "ja": "each::sense に質問します。回答はスレッドで届きます",
     }
     assert "name_localizations" not in sense or not sense["name_localizations"]
+
+
+# --- Slack ---------------------------------------------------------------------------------
+
+
+@dataclass
+class SlackEnv:
+    slack: FakeSlack
+    sim: Simulator
+    bot: SlackBot
+
+    def root(self, channel: str = "C1", index: int = 0) -> FakeMessage | None:
+        top = self.slack.top_level(channel)
+        return top[index] if len(top) > index else None
+
+    async def answered(self, root: FakeMessage, footer: str) -> list[FakeMessage]:
+        def done() -> list[FakeMessage] | None:
+            messages = self.slack.thread(root.channel, root.ts)
+            return messages if any(footer in m.all_text for m in messages) else None
+
+        return list(await self.slack.wait_for(done, what=f"an answer ending {footer!r}"))
+
+
+@pytest.fixture
+async def slack_env(tmp_path: Path) -> AsyncIterator[SlackEnv]:
+    locales = {"UJA": "ja-JP", "UES": "es-ES"}
+    async with Simulator(speed=1000) as sim, FakeSlack(locales=locales) as slack:
+        settings: Settings = simulated(
+            make_settings(
+                slack_bot_token=SecretStr(slack.bot_token),
+                slack_signing_secret=SecretStr(SECRET),
+                slack_api_url=slack.api_url,
+                database_url=f"sqlite:///{tmp_path}/bot.db",
+                http_host="127.0.0.1",
+                http_port=0,
+            ),
+            sim,
+        )
+        core = await build_core(settings)
+        http = HttpServer(host="127.0.0.1", port=0)
+        bot = SlackBot(settings, core, http)
+        try:
+            await bot.start()
+            await http.start()
+            slack.connect_app(f"{http.url}/slack/events", SECRET)
+            yield SlackEnv(slack, sim, bot)
+        finally:
+            await bot.stop()
+            await http.stop()
+            await close_core(core)
+
+
+def locale_lookups(slack: FakeSlack, user: str) -> int:
+    return sum(
+        1
+        for call in slack.calls_to("users.info")
+        if call.params.get("user") == user and call.params.get("include_locale") == "1"
+    )
+
+
+async def test_a_japanese_slack_user_gets_japanese(slack_env: SlackEnv) -> None:
+    env, slack = slack_env, slack_env.slack
+    # refused in the ack itself, within Slack's 3 s, in the person's language
+    refused = await slack.send_command("/sense", "", user="UJA")
+    assert refused.ack is not None
+    assert refused.ack.body == "⚠️ プロンプトを書いてください。例: `/sense サイバーパンクな街`。"
+    assert not slack.top_level("C1")
+
+    await slack.send_command("/sense", "just text", user="UJA")
+    root = await slack.wait_for(env.root, what="the root message")
+    assert root.text == "<@UJA> が質問しました: just text · maxモード"
+    messages = await env.answered(root, "✅ 完了 · maxモード")
+    final = next(m for m in messages if "✅ 完了" in m.all_text)
+    assert "再生成" in final.all_text
+    assert locale_lookups(slack, "UJA") == 1, "the user's locale is looked up once, then cached"
+
+    # eco: the refusal goes through response_url, in Japanese too
+    await slack.send_command("/sense-eco", "on", user="UJA")
+    answer = await slack.wait_for(lambda: slack.responses, what="the eco refusal")
+    assert answer[0]["text"].startswith("ここでエコモードを変更できるのは管理者だけです")
+    assert "ワークスペースの管理者とオーナー" in answer[0]["text"]
+    assert locale_lookups(slack, "UJA") == 1
+
+
+async def test_a_slack_user_in_a_language_without_a_catalog_gets_english(
+    slack_env: SlackEnv,
+) -> None:
+    env, slack = slack_env, slack_env.slack
+    await slack.send_command("/sense", "just text", user="UES")
+    root = await slack.wait_for(env.root, what="the root message")
+    assert root.text == "<@UES> asked: just text · max mode"
+    await env.answered(root, "✅ Done · max mode")
+    assert locale_lookups(slack, "UES") == 1

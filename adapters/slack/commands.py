@@ -40,9 +40,14 @@ def team_of(body: dict[str, Any]) -> str:
 
 
 def to_command(
-    body: dict[str, Any], *, reply: Any, names: Mapping[str, str] | None = None
+    body: dict[str, Any],
+    *,
+    reply: Any,
+    names: Mapping[str, str] | None = None,
+    locale: str | None = None,
 ) -> Command | None:
-    """A slash command payload; None for a command that is not ours."""
+    """A slash command payload; None for a command that is not ours. Payloads carry no
+    language: `locale` is the person's (`users.info`), when known."""
     try:
         name = CommandName(str(body.get("command") or "").lstrip("/"))
     except ValueError:
@@ -54,6 +59,7 @@ def to_command(
         user_id=str(body.get("user_id") or ""),
         text=unescape(body.get("text") or "", names=names or {}),
         reply=reply,
+        locale=locale,
     )
 
 
@@ -90,7 +96,7 @@ def to_message(
     )
 
 
-def to_click(body: dict[str, Any], *, reply: Any) -> Click | None:
+def to_click(body: dict[str, Any], *, reply: Any, locale: str | None = None) -> Click | None:
     """A block action on one of our buttons, or None."""
     actions = body.get("actions") or []
     place = thread_of_action(body)
@@ -105,6 +111,7 @@ def to_click(body: dict[str, Any], *, reply: Any) -> Click | None:
         action=action,
         value=actions[0].get("value") or value,  # the full value (ids may be cut to fit)
         reply=reply,
+        locale=locale,
     )
 
 

@@ -23,7 +23,10 @@ the real slack_sdk / slack_bolt; the tests are named in brackets, Web API ones i
 - the three-step external upload (`files.getUploadURLExternal` → raw POST to the returned
   URL → `files.completeUploadExternal`), storing the uploaded bytes
   [test_files_upload_v2_stores_the_bytes]; the `chat.*Stream` methods
-  [test_native_stream_methods].
+  [test_native_stream_methods];
+- `users.info` answers a person's `locale` (`locales[user]`, else `default_locale`,
+  `en-US`) only when asked with `include_locale=true`, as Slack does
+  [test_users_info_gives_the_locale_only_when_asked].
 
 Delivering to the app, as Slack does (`tests/test_slack_delivery_fake.py`):
 
@@ -79,7 +82,7 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -260,6 +263,7 @@ class FakeSlack:
         bot_id: str = "BBOT",
         app_id: str = "A0APP",
         admins: Iterable[str] = (),
+        locales: Mapping[str, str] | None = None,
         limits: bool = True,
         method_limits: dict[str, Rule] | None = None,
         channel_post_limit: Rule | None = _SLACK_LIKE,
@@ -274,6 +278,9 @@ class FakeSlack:
         self.bot_id = bot_id
         self.app_id = app_id
         self.admins: set[str] = set(admins)
+        # what `users.info` says with `include_locale`: a person's Slack language
+        self.locales: dict[str, str] = dict(locales or {})
+        self.default_locale = "en-US"
         default_methods, default_post = slack_like_limits() if limits else ({}, None)
         self.method_limits: dict[str, Rule] = dict(
             default_methods if method_limits is None else method_limits
@@ -985,18 +992,19 @@ class FakeSlack:
         if not user:
             return {"ok": False, "error": "user_not_found"}
         admin = user in self.admins
-        return {
-            "ok": True,
-            "user": {
-                "id": user,
-                "team_id": self.team_id,
-                "name": str(user).lower(),
-                "is_bot": False,
-                "is_admin": admin,
-                "is_owner": False,
-                "is_primary_owner": False,
-            },
+        info: dict[str, Any] = {
+            "id": user,
+            "team_id": self.team_id,
+            "name": str(user).lower(),
+            "is_bot": False,
+            "is_admin": admin,
+            "is_owner": False,
+            "is_primary_owner": False,
         }
+        # Slack sends `locale` only to a caller that asks (slack_sdk sends a bool as "1")
+        if str(params.get("include_locale", "")).lower() in ("1", "true"):
+            info["locale"] = self.locales.get(str(user), self.default_locale)
+        return {"ok": True, "user": info}
 
     def _m_reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
         self.reactions.append(
