@@ -194,6 +194,7 @@ async def run_shell(settings: Settings, *, simulate: bool) -> int:
         try:
             interrupted = await core.conversations.recover()
             shell = Shell(core)
+            set_language(shell.locale)  # the notices below, before the shell's first line
             await core.commands.notify_interrupted([shell], interrupted)
             return await shell.run()
         finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import gettext
+import re
 import string
 from pathlib import Path
 
@@ -19,10 +20,11 @@ from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 from pydantic import ValidationError
 
+from adapters.shell import status_key, thinking_tail
 from bot import i18n
 from bot.config import Settings
 from bot.i18n import DOMAIN, LANGUAGES, LOCALES, _, language_of, supported, translation, using
-from bot.render import THINKING
+from bot.render import THINKING, files_posted
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYWORDS = {**DEFAULT_KEYWORDS, "locale_str": None}  # as `make messages`: -k locale_str
@@ -244,3 +246,16 @@ def test_bot_language_setting() -> None:
     with pytest.raises(ValidationError, match="must be one of en, fr, ja"):
         settings("de")
     assert supported("de") is None
+
+
+# --- what the shell reads back from the core's status lines -------------------------------
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_shell_reads_translated_status_lines(language: str) -> None:
+    with using(language):
+        thinking = _(THINKING)
+        posted = files_posted(2)
+        assert status_key(f"{thinking} · 12s · {posted}") == thinking
+        assert thinking_tail(f"{thinking} deep thoughts · {files_posted(1)}") == "deep thoughts"
+        assert re.match(r"\S+ ", thinking), "the icon stays first: the shell shows it alone"

@@ -1,10 +1,11 @@
 """Each person's language, end to end through the real libraries: discord.py against the fake
-Discord (an interaction's `locale`, the synced commands' `description_localizations`) and
+Discord (an interaction's `locale`, the synced commands' `description_localizations`),
 slack-bolt against the fake Slack (`users.info` with `include_locale`, delivered the way
-Slack delivers). The simulator plays each::sense."""
+Slack delivers), and the shell (LANG, BOT_LANGUAGE). The simulator plays each::sense."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from adapters.discord.client import DiscordBot
+from adapters.shell import Shell
 from adapters.slack.app import SlackBot
 from bot.app import Core, build_core, close_core, simulated
 from bot.config import Settings
@@ -243,3 +245,34 @@ async def test_a_slack_user_in_a_language_without_a_catalog_gets_english(
     assert root.text == "<@UES> asked: just text · max mode"
     await env.answered(root, "✅ Done · max mode")
     assert locale_lookups(slack, "UES") == 1
+
+
+# --- the shell -----------------------------------------------------------------------------
+
+
+async def run_shell(core: Core, lines: str) -> str:
+    out = io.StringIO()
+    assert await Shell(core, out=out).run(stdin=io.StringIO(lines)) == 0
+    return out.getvalue()
+
+
+async def test_the_shell_speaks_the_language_of_lang(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANG", "fr_FR.UTF-8")
+    out = await run_shell(core, "just text\n/help\n/bogus\n")
+    assert "✅ Terminé · mode max" in out
+    assert "Commandes :" in out and "afficher cette liste" in out
+    assert "Commande inconnue /bogus. Tapez /help pour la liste." in out
+
+
+async def test_bot_language_is_the_shells_language_over_lang(
+    sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANG", "fr_FR.UTF-8")
+    core = await build_core(simulated(make_settings(bot_language="ja"), sim))
+    try:
+        out = await run_shell(core, "just text\n")
+    finally:
+        await close_core(core)
+    assert "✅ 完了 · maxモード" in out
