@@ -4,7 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint clean
+# gettext catalogs: the .po sources are committed, the .mo files are build output. The
+# install compiles them (setup.py); these rules recompile a .po edited since.
+LOCALES := bot/locales
+POT := $(LOCALES)/eachsense.pot
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard $(LOCALES)/*/LC_MESSAGES/eachsense.po))
+
+.PHONY: run test bench lint clean messages catalogs
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -12,13 +18,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel -q compile -D eachsense -i $< -o $@
+
+catalogs: $(CATALOGS)
+
+# After changing sentences in the code: extract them into the .pot and merge it into every
+# language's .po (then translate what is new or marked fuzzy there).
+messages: $(STAMP)
+	$(BIN)/pybabel -q extract -F babel.cfg -k locale_str -c TRANSLATORS: --sort-by-file \
+		--project eachsense-bot --msgid-bugs-address "" -o $(POT) .
+	$(BIN)/pybabel -q update -D eachsense -i $(POT) -d $(LOCALES) --ignore-obsolete
+
+run: $(STAMP) catalogs
 	$(BIN)/eachsense-bot run
 
-test: $(STAMP)
+test: $(STAMP) catalogs
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) catalogs
 	$(BIN)/python -m bench
 
 lint: $(STAMP)

@@ -27,20 +27,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
+import os
 import re
 import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 from bot.core import Core
 from bot.delivery import clock_text
+from bot.i18n import N_, _, current, set_language, using
 from bot.models import (
     ButtonAction,
     ChannelKey,
@@ -56,7 +59,7 @@ from bot.models import (
     ThreadKey,
     View,
 )
-from bot.render import THINKING, WRITING
+from bot.render import THINKING, WRITING, files_posted
 
 if TYPE_CHECKING:  # rich is imported where it is used: a piped run never loads it
     from rich.console import Console, ConsoleOptions, RenderResult
@@ -92,10 +95,10 @@ QUIT = ("/quit", "/exit")
 
 # (what to type, what it does): `/help` prints these, in this order
 HELP_ROWS = (
-    ("<message>", "send a message in the current thread (one each::sense session)"),
-    ("1, 2, …", "answer the agent's question with that numbered option"),
-    ("/new", "start a new thread: the next message opens a new session"),
-    ("/sense PROMPT...", "start a new thread with this prompt"),
+    ("<message>", N_("send a message in the current thread (one each::sense session)")),
+    ("1, 2, …", N_("answer the agent's question with that numbered option")),
+    ("/new", N_("start a new thread: the next message opens a new session")),
+    ("/sense PROMPT...", N_("start a new thread with this prompt")),
     ("/plan PROMPT...", "start a new thread: the plan and its estimated cost first"),
     ("/approve", "run the plan just shown (in the same session)"),
     ("/decline", "drop the plan just shown: nothing runs"),
@@ -104,17 +107,17 @@ HELP_ROWS = (
     ("/upscale", "the newest generated image or video at a higher resolution"),
     ("/animate", "the newest generated image as a short video"),
     ("/remix WHAT TO CHANGE", "the newest generated image or video, changed as you say"),
-    ("/eco on|off|status", "eco mode for this console: faster, cheaper generations"),
+    ("/eco on|off|status", N_("eco mode for this console: faster, cheaper generations")),
     ("/settings [web on|off|default]", "web search for this console (and the status)"),
-    ("/predict MODEL PROMPT...", "run one model directly (each::api)"),
-    ("/workflow ID [key=value...]", "run a saved workflow (each::workflows)"),
+    ("/predict MODEL PROMPT...", N_("run one model directly (each::api)")),
+    ("/workflow ID [key=value...]", N_("run a saved workflow (each::workflows)")),
     ("/usage", "what you used today and in the last 30 days"),
     ("/admin access|quota ...", "access lists and daily quotas (/admin help)"),
-    ("/help", "show this list"),
-    ("/quit", "leave the shell (also /exit, or Ctrl-D)"),
+    ("/help", N_("show this list")),
+    ("/quit", N_("leave the shell (also /exit, or Ctrl-D)")),
 )
-HELP_NOTE = "Ctrl-C stops the answer being written (or cancels a model or workflow run)."
-ANSWER_HINT = "Type a number to answer."
+HELP_NOTE = N_("Ctrl-C stops the answer being written (or cancels a model or workflow run).")
+ANSWER_HINT = N_("Type a number to answer.")
 
 THINKING_ICON = THINKING.split(" ", 1)[0]
 _STOPS = (ButtonAction.STOP, ButtonAction.CANCEL_JOB)
@@ -124,7 +127,6 @@ TICK = 0.1  # seconds between redraws of a terminal's status line (the spinner m
 
 # what makes a status line look new without saying anything new
 _CLOCK = re.compile(r" · (?:\d+s|\d+m \d\ds|\d+h \d\dm)(?= · |$)")
-_POSTED = re.compile(r" · \d+ files? posted(?= · |$)")
 _PERCENT = re.compile(r" \(\d+%\)")
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 
@@ -134,17 +136,30 @@ def without_clock(status: str) -> str:
     return _CLOCK.sub("", status)
 
 
+@functools.cache
+def _posted_in(language: str) -> re.Pattern[str]:
+    """The core's " · 2 files posted" in `language`, in each of its plural forms."""
+    with using(language):
+        forms = {files_posted(n).replace(str(n), "\0", 1) for n in (1, 2, 5)}
+    words = "|".join(re.escape(form).replace("\0", r"\d+") for form in sorted(forms))
+    return re.compile(rf" · (?:{words})(?= · |$)")
+
+
+def _posted() -> re.Pattern[str]:
+    return _posted_in(current())
+
+
 def status_key(status: str) -> str:
     """What a status says, less what only moves (elapsed time, percent, files posted)."""
-    return _PERCENT.sub("", _POSTED.sub("", without_clock(status))).strip()
+    return _PERCENT.sub("", _posted().sub("", without_clock(status))).strip()
 
 
 def thinking_tail(status: str) -> str | None:
     """The reasoning a "Thinking…" status carries (None: not a thinking status). The core
     shows only its newest part: a cut tail starts with "…"."""
-    if not status.startswith(THINKING):
+    if not status.startswith(_(THINKING)):
         return None
-    return _POSTED.sub("", without_clock(status))[len(THINKING) :].strip()
+    return _posted().sub("", without_clock(status))[len(_(THINKING)) :].strip()
 
 
 def new_thinking(shown: str, tail: str) -> str:
@@ -295,7 +310,7 @@ class ShellSurface:
     def help(self, rows: Iterable[tuple[str, str]], note: str) -> None:
         rows = list(rows)
         width = max(len(usage) for usage, _ in rows)
-        self.line("\n".join(["Commands:", *(f"  {u:<{width}}  {d}" for u, d in rows), note]))
+        self.line("\n".join([_("Commands:"), *(f"  {u:<{width}}  {d}" for u, d in rows), note]))
 
     def prompt(self) -> None:
         """Ask for the next line."""
@@ -349,7 +364,7 @@ class PlainSurface(ShellSurface):
             return
         shown = status_key(status)
         key = shown.rstrip("… ")  # "⏳ starting…" and "⏳ starting · 2s" say the same
-        if shown == WRITING or key in message.statuses:
+        if shown == _(WRITING) or key in message.statuses:
             return
         message.statuses.add(key)
         self._end_line()
@@ -363,7 +378,7 @@ class PlainSurface(ShellSurface):
         message.thinking = (message.thinking + new)[-THINKING_KEEP:]
         if self._owner != (message, "thinking"):
             self._end_line()
-            self._write("  " + (THINKING_ICON if message.thinking_shown else THINKING))
+            self._write("  " + (THINKING_ICON if message.thinking_shown else _(THINKING)))
             self._owner = (message, "thinking")
             message.thinking_shown = message.thinking_fresh = True
         if message.thinking_fresh and new.strip():
@@ -376,10 +391,10 @@ class PlainSurface(ShellSurface):
         for number, answer in enumerate(answers, 1):
             self._emit(f"  {number}. {answer}")
         if answers:
-            self._emit(f"  {ANSWER_HINT}")
+            self._emit(f"  {_(ANSWER_HINT)}")
 
     def generated(self, url: str) -> None:
-        self.line(f"Generated: {url}")
+        self.line(_("Generated: {url}").format(url=url))
 
     def line(self, text: str) -> None:
         self._end_line()
@@ -470,10 +485,10 @@ class RichSurface(ShellSurface):
         for number, answer in enumerate(answers, 1):
             self.console.print(Text.assemble((f"  {number}. ", "bold cyan"), answer))
         if answers:
-            self.console.print(Text(f"  {ANSWER_HINT}", style="dim"))
+            self.console.print(Text(f"  {_(ANSWER_HINT)}", style="dim"))
 
     def generated(self, url: str) -> None:
-        self.line(f"Generated: {url}")
+        self.line(_("Generated: {url}").format(url=url))
 
     def line(self, text: str) -> None:
         from rich.text import Text
@@ -505,7 +520,7 @@ class RichSurface(ShellSurface):
         table.add_column()
         for usage, description in rows:
             table.add_row(Text(usage), Text(description))
-        self.console.print("Commands:", markup=False)
+        self.console.print(_("Commands:"), markup=False)
         self.console.print(Padding(table, (0, 0, 0, 2)))
         self.console.print(Text(note, style="dim"))
 
@@ -547,10 +562,10 @@ class RichSurface(ShellSurface):
         head = f"{frame} {took}  "
         status = without_clock(message.status)
         room = width - len(head) - 1
-        thinking = status.startswith(THINKING)
+        thinking = status.startswith(_(THINKING))
         if thinking and len(status) > room:  # keep the newest reasoning in view
-            keep = status[-(room - len(THINKING) - 2) :] if room > len(THINKING) + 2 else ""
-            status = THINKING + (" …" + keep[keep.find(" ") + 1 :] if keep else "")
+            keep = status[-(room - len(_(THINKING)) - 2) :] if room > len(_(THINKING)) + 2 else ""
+            status = _(THINKING) + (" …" + keep[keep.find(" ") + 1 :] if keep else "")
         line = Text.assemble((head, "cyan"), (status, "dim italic" if thinking else "dim"))
         line.no_wrap = True
         line.overflow = "ellipsis"
@@ -636,6 +651,14 @@ def _is_tty(stream: Any) -> bool:
         return False
 
 
+def environment_locale(environ: Mapping[str, str]) -> str | None:
+    """The locale a program's messages follow, as POSIX orders the variables."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        if environ.get(name):
+            return environ[name]
+    return None
+
+
 def make_surface(out: TextIO, *, console: Console | None = None) -> ShellSurface:
     """A terminal gets `RichSurface`; a pipe, a file or a dumb terminal `PlainSurface`."""
     if console is None and _is_tty(out):
@@ -673,7 +696,7 @@ class Shell:
 
     name = PLATFORM
     connected = True
-    admins = "the console user"
+    admins = N_("the console user")
 
     def __init__(
         self, core: Core, *, out: TextIO | None = None, console: Console | None = None
@@ -686,6 +709,8 @@ class Shell:
         self._threads = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._images: list[ImageRef] = []  # attached with /image, for the next message
+        # the console's language: BOT_LANGUAGE, else the environment's, as for any program
+        self.locale = core.settings.bot_language or environment_locale(os.environ)
         self._new_thread()
 
     # --- the Platform port --------------------------------------------------------------
@@ -744,21 +769,22 @@ class Shell:
             admin=True,
             roles=frozenset(),
             images=self._take_images(),
+            locale=self.locale,
         )
         self._fresh = False
         await self.core.commands.handle(self, message)
         return True
 
     async def _command(self, line: str) -> bool:
-        name, _, rest = line.partition(" ")
+        name, _space, rest = line.partition(" ")
         name = name.lower()
         if name in QUIT:
             return False
         if name == "/help":
-            self._surface.help(HELP_ROWS, HELP_NOTE)
+            self._surface.help([(usage, _(what)) for usage, what in HELP_ROWS], _(HELP_NOTE))
         elif name == "/new":
             self._new_thread()
-            self.say("New thread: the next message starts a new session.")
+            self.say(_("New thread: the next message starts a new session."))
         elif name == "/image":
             self._attach(rest.strip())
         elif name in CONTROLS:
@@ -775,10 +801,11 @@ class Shell:
                 roles=frozenset(),
                 images=self._take_images() if sense else (),
                 plan=name == "/plan",
+                locale=self.locale,
             )
             await self.core.commands.handle(self, command)
         else:
-            self.say(f"Unknown command {name}. Type /help for the list.")
+            self.say(_("Unknown command {name}. Type /help for the list.").format(name=name))
         return True
 
     def _attach(self, where: str) -> None:
@@ -834,6 +861,7 @@ class Shell:
             admin=True,
             event_id=uuid.uuid4().hex,
             roles=frozenset(),
+            locale=self.locale,
         )
         await self.core.commands.handle(self, click)
 
@@ -844,7 +872,7 @@ class Shell:
         """Ctrl-C: stop the answer being written (or cancel the run), as its button does."""
         running = self._surface.running()
         if running is None:
-            self.say("\n(Type /quit or press Ctrl-D to leave.)")
+            self.say("\n" + _("(Type /quit or press Ctrl-D to leave.)"))
             self._surface.prompt()
             return None
         task = asyncio.get_running_loop().create_task(self._click(*running))
@@ -854,10 +882,11 @@ class Shell:
 
     async def run(self, stdin: TextIO | None = None) -> int:
         """Read lines until end of input; each turn finishes before the next line is read."""
+        set_language(self.locale)  # what the shell itself says (help, hints) too
         source = stdin or sys.stdin
         interactive = source.isatty()
         if interactive:
-            self.say("each::sense shell. Type a message, or /help.")
+            self.say(_("each::sense shell. Type a message, or /help."))
         with self._ctrl_c(interactive):
             try:
                 while True:

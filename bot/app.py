@@ -31,6 +31,7 @@ from bot.eachsense import EachSenseClient
 from bot.eachstorage import StorageClient
 from bot.housekeeping import purge_expired_events
 from bot.http import HttpServer
+from bot.i18n import set_language
 from bot.jobs import Jobs
 from bot.media import MediaFetcher
 from bot.metrics import Metrics
@@ -207,6 +208,7 @@ async def run_shell(settings: Settings, *, simulate: bool) -> int:
         try:
             interrupted = await core.conversations.recover()
             shell = Shell(core)
+            set_language(shell.locale)  # the notices below, before the shell's first line
             await core.commands.notify_interrupted([shell], interrupted)
             return await shell.run()
         finally:
@@ -247,6 +249,8 @@ async def serve(
 ) -> None:
     """Start the platforms, tell cut-off threads, resume jobs, open the HTTP server."""
     settings = core.settings
+    # what no person's payload starts (restart notices, resumed jobs) speaks BOT_LANGUAGE
+    set_language(settings.bot_language)
     interrupted = await core.conversations.recover()
     for spec in specs:
         if not spec.configured(settings):

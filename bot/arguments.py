@@ -16,12 +16,13 @@ import re
 import shlex
 
 from bot.errors import InputError
+from bot.i18n import N_, _
 
-PREDICT_USAGE = (
+PREDICT_USAGE = N_(
     "Usage: `/sense-predict <model> <prompt>`, for example "
     "`/sense-predict flux-pro/v1.1 a lighthouse at dawn`."
 )
-WORKFLOW_USAGE = (
+WORKFLOW_USAGE = N_(
     "Usage: `/sense-workflow <workflow_id> [key=value ...]`, for example "
     "`/sense-workflow wf_abc123 prompt='a red fox' style=photo`."
 )
@@ -42,11 +43,14 @@ def is_model_slug(value: str) -> bool:
 
 
 def check_id(value: str, *, what: str) -> str:
-    """`value` if it is a well-formed id, else an `InputError` naming `what` it should be."""
+    """`value` if it is a well-formed id, else an `InputError` naming `what` it should be
+    (a translated noun: "workflow id")."""
     if not is_id(value):
         raise InputError(
-            f"That {what} is not valid: use only letters, digits, `-` and `_` "
-            f"(1 to {MAX_ID_CHARS} characters).",
+            _(
+                "That {what} is not valid: use only letters, digits, `-` and `_` "
+                "(1 to {limit} characters)."
+            ).format(what=what, limit=MAX_ID_CHARS),
             detail=f"bad {what}: {value[:MAX_ID_CHARS]!r}",
         )
     return value
@@ -56,8 +60,10 @@ def check_model(value: str) -> str:
     """`value` if it is a well-formed model slug, else an `InputError`."""
     if not is_model_slug(value):
         raise InputError(
-            "That model name is not valid: use letters, digits, `-`, `_`, `.` and `/` "
-            f"(like `flux-pro/v1.1`, at most {MAX_ID_CHARS} characters).",
+            _(
+                "That model name is not valid: use letters, digits, `-`, `_`, `.` and `/` "
+                "(like `flux-pro/v1.1`, at most {limit} characters)."
+            ).format(limit=MAX_ID_CHARS),
             detail=f"bad model slug: {value[:MAX_ID_CHARS]!r}",
         )
     return value
@@ -65,10 +71,10 @@ def check_model(value: str) -> str:
 
 def parse_predict_args(text: str) -> tuple[str, str]:
     """`"model prompt..."` → (model, prompt). The prompt is kept as typed (quotes and all)."""
-    model, _, prompt = (text or "").strip().partition(" ")
+    model, _space, prompt = (text or "").strip().partition(" ")
     prompt = prompt.strip()
     if not model or not prompt:
-        raise InputError(PREDICT_USAGE)
+        raise InputError(_(PREDICT_USAGE))
     return check_model(model), prompt
 
 
@@ -78,21 +84,24 @@ def parse_workflow_args(text: str) -> tuple[str, dict[str, str]]:
         parts = shlex.split(text or "")
     except ValueError as exc:
         raise InputError(
-            f"I could not read that: {exc} (check your quotes). {WORKFLOW_USAGE}"
+            _("I could not read that: {problem} (check your quotes). {usage}").format(
+                problem=exc, usage=_(WORKFLOW_USAGE)
+            )
         ) from exc
     if not parts:
-        raise InputError(WORKFLOW_USAGE)
+        raise InputError(_(WORKFLOW_USAGE))
     workflow_id, *pairs = parts
     if "=" in workflow_id:
-        raise InputError(f"Start with the workflow id. {WORKFLOW_USAGE}")
-    check_id(workflow_id, what="workflow id")
+        raise InputError(_("Start with the workflow id. {usage}").format(usage=_(WORKFLOW_USAGE)))
+    check_id(workflow_id, what=_("workflow id"))
     inputs: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise InputError(
-                f"`{pair[:40]}` is not a `key=value` pair (quote values with spaces). "
-                f"{WORKFLOW_USAGE}"
+                _("`{pair}` is not a `key=value` pair (quote values with spaces). {usage}").format(
+                    pair=pair[:40], usage=_(WORKFLOW_USAGE)
+                )
             )
         inputs[key.strip()] = value
     return workflow_id, inputs

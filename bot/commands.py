@@ -33,6 +33,7 @@ from bot.config import Settings
 from bot.conversations import INTERRUPTED, Conversations
 from bot.creative import Creative
 from bot.errors import BotError, InputError
+from bot.i18n import N_, _, using
 from bot.jobs import Jobs
 from bot.models import (
     Button,
@@ -60,7 +61,7 @@ from bot.threads import open_thread
 log = logging.getLogger(__name__)
 
 ROOT_PROMPT_MAX = 1500  # the root message repeats the prompt; the agent gets all of it
-NOT_HERE = "Use this command in a channel where I can open a thread."
+NOT_HERE = N_("Use this command in a channel where I can open a thread.")
 THREADLESS = (  # they need no thread
     CommandName.ECO,
     CommandName.USAGE,
@@ -107,6 +108,11 @@ class Commands:
     # --- before the platform is answered ------------------------------------------------
 
     def precheck(self, command: Command) -> str | None:
+        """`_precheck` in the person's language."""
+        with using(command.locale or self.settings.bot_language):
+            return self._precheck(command)
+
+    def _precheck(self, command: Command) -> str | None:
         """The sentence to answer a command with at once (it goes no further), or None.
 
         Pure and quick: adapters call it before their ack, so a bad prompt or argument is
@@ -120,7 +126,7 @@ class Commands:
         except InputError as err:
             return "⚠️ " + err.user_message
         if not command.threadable and command.place is None and command.name not in THREADLESS:
-            return NOT_HERE
+            return _(NOT_HERE)
         return None
 
     def _arguments(self, command: Command) -> tuple[str, ...]:
@@ -155,6 +161,13 @@ class Commands:
     # --- after -----------------------------------------------------------------------
 
     async def handle(self, platform: Platform, inbound: Inbound) -> None:
+        """Do what one inbound payload asks, in the person's language: every sentence it
+        causes, in every task it starts (a turn, its renderer, a job), comes out in the
+        payload's `locale` (else `BOT_LANGUAGE`, else English)."""
+        with using(inbound.locale or self.settings.bot_language):
+            await self._handle(platform, inbound)
+
+    async def _handle(self, platform: Platform, inbound: Inbound) -> None:
         """Do what one inbound payload asks. Every failure becomes a sentence or a log."""
         try:
             if isinstance(inbound, Command):
@@ -234,12 +247,13 @@ class Commands:
         return key
 
     async def _sense(self, platform: Platform, command: Command, prompt: str) -> None:
-        _, flagged = plans.split_flag(command.text)
+        _text, flagged = plans.split_flag(command.text)
         plan = command.plan or flagged
         # a bad image is refused privately, before any thread opens
         image_urls = command.image_urls + await self._host(command.images)
         mode = await self.conversations.mode_for(command.channel, command.mode)
-        shown = f"asked: {clip(prompt)} · {mode} mode" + (" · plan first" if plan else "")
+        shown = _("asked: {prompt} · {mode} mode").format(prompt=clip(prompt), mode=mode)
+        shown += " · plan first" if plan else ""
         root = View(text=shown, by=command.user_id)
         key = await self._open(platform, command, root=root, title=prompt)
         if key is None:
@@ -311,7 +325,10 @@ class Commands:
         await command.reply.tell(sentence, public=True)
 
     async def _predict(self, platform: Platform, command: Command, model: str, prompt: str) -> None:
-        root = View(text=f"ran {code(model)}: {clip(prompt)}", by=command.user_id)
+        root = View(
+            text=_("ran {model}: {prompt}").format(model=code(model), prompt=clip(prompt)),
+            by=command.user_id,
+        )
         key = await self._open(platform, command, root=root, title=f"{model}: {prompt}")
         if key is None:
             return
@@ -326,11 +343,19 @@ class Commands:
 
     async def _workflow(self, platform: Platform, command: Command) -> None:
         workflow_id, inputs = parse_workflow_args(command.text)
-        shown = " ".join(f"{k}={v}" for k, v in inputs.items()) or "(no inputs)"
+        shown = " ".join(f"{k}={v}" for k, v in inputs.items()) or _("(no inputs)")
         root = View(
-            text=f"ran workflow {code(workflow_id)} with: {clip(shown)}", by=command.user_id
+            text=_("ran workflow {workflow} with: {inputs}").format(
+                workflow=code(workflow_id), inputs=clip(shown)
+            ),
+            by=command.user_id,
         )
-        key = await self._open(platform, command, root=root, title=f"workflow {workflow_id}")
+        key = await self._open(
+            platform,
+            command,
+            root=root,
+            title=_("workflow {workflow}").format(workflow=workflow_id),
+        )
         if key is None:
             return
         surface = keep_status(platform.surface(key, user_id=command.user_id))
@@ -422,7 +447,8 @@ class Commands:
             await conversations.regenerate(click.value, user_id=click.user_id, surface=surface)
         elif click.action is ButtonAction.ANSWER:
             surface = platform.surface(click.key, user_id=click.user_id)
-            await conversations.say(surface, View(text=f"chose: {click.value}", by=click.user_id))
+            chose = _("chose: {option}").format(option=click.value)
+            await conversations.say(surface, View(text=chose, by=click.user_id))
             turn = Turn(key=click.key, user_id=click.user_id, text=click.value, adult=click.adult)
             await conversations.run(turn, surface)
         elif click.action in plans.CLICKS:
@@ -489,8 +515,8 @@ class Commands:
         for turn in turns:
             platform = by_name.get(turn.key.platform)
             if platform is not None:
-                retry = Button("Retry", ButtonAction.REGENERATE, turn.id, "primary")
-                notice = View(text=INTERRUPTED, buttons=(retry,))
+                retry = Button(_("Retry"), ButtonAction.REGENERATE, turn.id, "primary")
+                notice = View(text=_(INTERRUPTED), buttons=(retry,))
                 await self.conversations.say(platform.surface(turn.key), notice)
 
     def surface_finder(

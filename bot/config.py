@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.i18n import LANGUAGES, supported
+
 
 def _split_csv(value: object) -> object:
     """Lists come from env as `a,b,c` (also accept JSON-ish lists already parsed)."""
@@ -110,6 +112,10 @@ class Settings(BaseSettings):
     quota_runs_per_channel_day: int = Field(0, ge=0)
     usage_keep_days: int = Field(400, ge=31)
 
+    # The language of people whose own the platform does not say, and of the shell (which
+    # else follows LC_ALL / LC_MESSAGES / LANG): en, fr or ja (a locale like fr-FR is fine).
+    bot_language: str | None = None
+
     # the offline simulator
     simulator_host: str = "127.0.0.1"
     simulator_port: int = 8765
@@ -145,6 +151,19 @@ class Settings(BaseSettings):
         if isinstance(value, list) and len(value) > 4:
             raise ValueError(f"Slack shows at most 4 suggested prompts, not {len(value)}")
         return value
+
+    @field_validator("bot_language", mode="before")
+    @classmethod
+    def _language(cls, value: object) -> object:
+        """`fr-FR` is `fr`; empty is unset; a language without a catalog is refused."""
+        if not isinstance(value, str):
+            return value
+        if not value.strip():
+            return None
+        language = supported(value)
+        if language is None:
+            raise ValueError(f"must be one of {', '.join(LANGUAGES)} (or a locale like fr-FR)")
+        return language
 
     @property
     def has_eachsense_key(self) -> bool:

@@ -30,6 +30,7 @@ from bot.creative import new_generation_id, offer_controls
 from bot.delivery import deliver, may_act, say
 from bot.eachsense import EachSenseClient
 from bot.errors import BotError, BusyError, InputError, TurnTooLong
+from bot.i18n import N_, _, ngettext
 from bot.media import MediaFetcher
 from bot.metrics import Metrics
 from bot.models import (
@@ -53,18 +54,18 @@ from bot.usage import UsageLog
 
 log = logging.getLogger(__name__)
 
-QUEUED = "⏳ Queued: I'll answer this as soon as the reply above is finished."
-WAITING = "⏳ Many requests are running right now: yours starts as soon as one finishes."
-INTERRUPTED = (
+QUEUED = N_("⏳ Queued: I'll answer this as soon as the reply above is finished.")
+WAITING = N_("⏳ Many requests are running right now: yours starts as soon as one finishes.")
+INTERRUPTED = N_(
     "⚠️ The bot restarted while answering here, so that answer was lost. "
     "Please send your message again."
 )
-RESTARTING = "The bot is restarting right now. Please send your message again in a moment."
+RESTARTING = N_("The bot is restarting right now. Please send your message again in a moment.")
 DRAIN_EDIT_TIMEOUT = 10.0  # for the interrupted turns' final edits during a drain
-ALREADY_FINISHED = "That answer has already finished."
-STOP_REFUSED = "Only the person who asked can stop this answer."
-STOPPING = "Stopping…"
-ECO_USAGE = "Use `/sense-eco on`, `/sense-eco off` or `/sense-eco status`."
+ALREADY_FINISHED = N_("That answer has already finished.")
+STOP_REFUSED = N_("Only the person who asked can stop this answer.")
+STOPPING = N_("Stopping…")
+ECO_USAGE = N_("Use `/sense-eco on`, `/sense-eco off` or `/sense-eco status`.")
 
 
 def new_session_id() -> str:
@@ -125,12 +126,13 @@ class Conversations:
         """The prompt to send, or an `InputError` saying what is wrong with it."""
         prompt = (text or "").strip()
         if not prompt:
-            raise InputError("Please write a prompt, for example `/sense a cyberpunk city`.")
+            raise InputError(_("Please write a prompt, for example `/sense a cyberpunk city`."))
         limit = self.settings.max_prompt_chars
         if len(prompt) > limit:
             raise InputError(
-                f"That prompt is {len(prompt):,} characters; the limit is {limit:,}. "
-                "Please shorten it."
+                _(
+                    "That prompt is {length} characters; the limit is {limit}. Please shorten it."
+                ).format(length=f"{len(prompt):,}", limit=f"{limit:,}")
             )
         return prompt
 
@@ -165,7 +167,7 @@ class Conversations:
             return
         try:
             if self._draining:
-                raise BusyError(RESTARTING)
+                raise BusyError(_(RESTARTING))
             prompt = self.check_prompt(turn.text)
             async with self.user_slot(turn.user_id):
                 record = await self._thread_for(turn)
@@ -197,8 +199,13 @@ class Conversations:
         count = self._per_user.get(user_id, 0)
         if count >= self.settings.max_turns_per_user:
             raise BusyError(
-                f"You already have {count} requests running. "
-                "Please wait for one to finish before sending another."
+                ngettext(
+                    "You already have {count} request running. "
+                    "Please wait for it to finish before sending another.",
+                    "You already have {count} requests running. "
+                    "Please wait for one to finish before sending another.",
+                    count,
+                ).format(count=count)
             )
         self._per_user[user_id] = count + 1
 
@@ -233,13 +240,15 @@ class Conversations:
         arrived = time.monotonic()
         try:
             if slot.lock.locked():
-                await say(surface, QUEUED)
+                await say(surface, _(QUEUED))
             async with (
                 slot.lock,
-                self.coordinator.thread_turn(str(turn.key), on_wait=lambda: say(surface, QUEUED)),
+                self.coordinator.thread_turn(
+                    str(turn.key), on_wait=lambda: say(surface, _(QUEUED))
+                ),
             ):
                 if self._global.locked():
-                    await say(surface, WAITING)
+                    await say(surface, _(WAITING))
                 async with self._global:
                     self.metrics.queue_wait.observe(time.monotonic() - arrived)
                     await self._run_turn(turn, prompt, record, surface, arrived=arrived)
@@ -449,22 +458,22 @@ class Conversations:
         if running is None:
             return await self._stop_elsewhere(turn_id, user_id=user_id, admin=admin)
         if not may_act(user_id, running.user_id, admin=admin, settings=self.settings):
-            return STOP_REFUSED
+            return _(STOP_REFUSED)
         running.task.cancel()
-        return STOPPING
+        return _(STOPPING)
 
     async def _stop_elsewhere(self, turn_id: str, *, user_id: str, admin: bool) -> str:
         """A turn running on another replica: ask its owner through the store."""
         if not self.coordinator.enabled:
-            return ALREADY_FINISHED
+            return _(ALREADY_FINISHED)
         record = await self.store.get_turn(turn_id)
         if record is None or record.status is not TurnStatus.RUNNING:
-            return ALREADY_FINISHED
+            return _(ALREADY_FINISHED)
         if not may_act(user_id, record.user_id, admin=admin, settings=self.settings):
-            return STOP_REFUSED
+            return _(STOP_REFUSED)
         if not await self.store.request_stop(turn_id, at=self._clock()):
-            return ALREADY_FINISHED
-        return STOPPING
+            return _(ALREADY_FINISHED)
+        return _(STOPPING)
 
     async def watch_stops(self) -> None:
         """One look at the stop requests for this replica's running turns (the owner's side
@@ -481,7 +490,7 @@ class Conversations:
     async def regenerate(self, turn_id: str, *, user_id: str, surface: Surface) -> None:
         record = await self.store.get_turn(turn_id)
         if record is None:
-            await say(surface, "⚠️ I can't find that request any more. Please ask again.")
+            await say(surface, _("⚠️ I can't find that request any more. Please ask again."))
             return
         again = Turn(
             key=record.key,
@@ -499,29 +508,31 @@ class Conversations:
         *,
         user_id: str,
         is_admin: bool,
-        admins: str = "channel admins",
+        admins: str = N_("channel admins"),
     ) -> str:
         """`/sense-eco`: the sentence to answer with; `admins` says who counts as an admin
-        on this platform (for the refusal)."""
+        on this platform (for the refusal; a marked sentence, translated here)."""
         action = (action or "status").strip().lower()
         if action == "status":
             current = await self.store.get_channel(channel)
             return self._eco_sentence(current.eco)
         if action not in ("on", "off"):
-            return f"Unknown option `{action[:40]}`. {ECO_USAGE}"
-        if not (is_admin or user_id in self.settings.bot_admins):
-            return (
-                f"Only admins can change eco mode here ({admins}, or ids in BOT_ADMINS). "
-                "`/sense-eco status` works for everyone."
+            return _("Unknown option `{option}`. {usage}").format(
+                option=action[:40], usage=_(ECO_USAGE)
             )
+        if not (is_admin or user_id in self.settings.bot_admins):
+            return _(
+                "Only admins can change eco mode here ({admins}, or ids in BOT_ADMINS). "
+                "`/sense-eco status` works for everyone."
+            ).format(admins=_(admins))
         await self.store.set_channel_eco(channel, eco=action == "on", by=user_id, at=self._clock())
-        return "Done. " + self._eco_sentence(action == "on")
+        return _("Done. {status}").format(status=self._eco_sentence(action == "on"))
 
     @staticmethod
     def _eco_sentence(eco: bool) -> str:
         if eco:
-            return "Eco mode is **on** in this channel: faster, cheaper generations."
-        return "Eco mode is **off** in this channel: answers use max mode (best quality)."
+            return _("Eco mode is **on** in this channel: faster, cheaper generations.")
+        return _("Eco mode is **off** in this channel: answers use max mode (best quality).")
 
     async def recover(self) -> list[TurnRecord]:
         """At start-up: turns a dead process left running, now marked interrupted. With

@@ -13,13 +13,14 @@ import logging
 
 from bot.config import Settings
 from bot.errors import MediaRejected
+from bot.i18n import N_, _
 from bot.media import MediaFetcher, kind_from_url
 from bot.models import MediaKind, View
 from bot.ports import Surface
 
 log = logging.getLogger(__name__)
 
-UPLOAD_FAILED = "The file could not be uploaded here."
+UPLOAD_FAILED = N_("The file could not be uploaded here.")
 
 
 async def deliver(media: MediaFetcher, url: str, surface: Surface) -> MediaKind:
@@ -38,7 +39,7 @@ async def deliver(media: MediaFetcher, url: str, surface: Surface) -> MediaKind:
             reason = err.user_message
         except Exception:
             log.exception("could not upload a generated file")
-            reason = UPLOAD_FAILED
+            reason = _(UPLOAD_FAILED)
     kind = kind_from_url(url)
     with contextlib.suppress(Exception):
         await surface.post_link(url, kind=kind, reason=reason)

@@ -39,6 +39,7 @@ from bot.errors import (
     balance_message,
     sentence,
 )
+from bot.i18n import N_, _
 from bot.models import JobStatus
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,13 @@ _STATUS: dict[str, JobStatus] = {
 }
 
 _MAX_ERROR_CHARS = 500
+# A 404's sentence, by the first word of what was asked for ("model run": a model).
+_NOT_FOUND = {
+    "model": N_("Eachlabs could not find that model. Check the name and try again."),
+    "run": N_("Eachlabs could not find that run. Check the name and try again."),
+    "workflow": N_("Eachlabs could not find that workflow. Check the name and try again."),
+    "": N_("Eachlabs could not find that. Check the name and try again."),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +206,7 @@ def parse_job_state(body: object) -> JobState:
     """Read a prediction, an execution or a webhook payload into a `JobState`."""
     if not isinstance(body, Mapping):
         raise ServerError(
-            "Eachlabs sent an answer I could not read. Please try again shortly.",
+            _("Eachlabs sent an answer I could not read. Please try again shortly."),
             detail=f"job body is not an object: {type(body).__name__}",
         )
     status = normalize_status(body.get("status"))
@@ -207,7 +215,7 @@ def parse_job_state(body: object) -> JobState:
     # `message` on a running or successful job is chatter ("Prediction created"), not an error.
     error = _error_text(body) if status in (JobStatus.FAILED, JobStatus.CANCELLED) else None
     if status is JobStatus.FAILED and error is None:
-        error = "no reason given"
+        error = _("no reason given")
     step, steps = _steps(body)
     return JobState(
         status=status,
@@ -229,7 +237,7 @@ def remote_id(body: object, *keys: str) -> str:
             if isinstance(value, str | int) and str(value):
                 return _remote_checked(str(value))
     raise ServerError(
-        "Eachlabs accepted the run but did not say which one it was. Please try again.",
+        _("Eachlabs accepted the run but did not say which one it was. Please try again."),
         detail=f"no id among {keys} in {str(body)[:200]}",
     )
 
@@ -237,7 +245,7 @@ def remote_id(body: object, *keys: str) -> str:
 def _remote_checked(value: str) -> str:
     if not is_id(value):
         raise ServerError(
-            "Eachlabs answered with a run id I cannot use. Please try again.",
+            _("Eachlabs answered with a run id I cannot use. Please try again."),
             detail=f"malformed remote id {value[:100]!r}",
         )
     return value
@@ -308,27 +316,31 @@ def error_for(
     if status == 429:
         said = sentence(details)
         return RateLimited(
-            f"Too many runs are in flight on this Eachlabs account: {said}"
+            _("Too many runs are in flight on this Eachlabs account: {reason}").format(reason=said)
             if said
-            else "Too many runs are in flight on this Eachlabs account. "
-            "Wait for one to finish, then try again.",
+            else _(
+                "Too many runs are in flight on this Eachlabs account. "
+                "Wait for one to finish, then try again."
+            ),
             detail=detail,
             retry_after=retry_after,
         )
     if status >= 500:
         return ServerError(
-            "Eachlabs is having trouble right now. Please try again shortly.",
+            _("Eachlabs is having trouble right now. Please try again shortly."),
             detail=detail,
             status=status,
         )
     if status == 404:
         return RequestRejected(
-            f"Eachlabs could not find that {what.split()[0]}. Check the name and try again.",
+            _(_NOT_FOUND.get(what.split()[0], _NOT_FOUND[""])),
             detail=detail,
             status=status,
         )
     return RequestRejected(
-        f"Eachlabs rejected that request: {_detail(body, text)}", detail=detail, status=status
+        _("Eachlabs rejected that request: {reason}").format(reason=_detail(body, text)),
+        detail=detail,
+        status=status,
     )
 
 
@@ -384,7 +396,7 @@ class _Http:
                 return body
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise ConnectError(
-                "I could not reach Eachlabs. Please try again shortly.",
+                _("I could not reach Eachlabs. Please try again shortly."),
                 detail=f"{what}: {method} {url}: {type(exc).__name__}: {exc}",
             ) from exc
 
@@ -504,8 +516,8 @@ class WorkflowsClient:
         webhook_secret: str | None = None,
     ) -> str:
         """Start a workflow and return its execution id."""
-        workflow = _typed_segment(workflow_id, what="workflow id")
-        version = _typed_segment(version_id, what="version id") if version_id else "latest"
+        workflow = _typed_segment(workflow_id, what=_("workflow id"))
+        version = _typed_segment(version_id, what=_("version id")) if version_id else "latest"
         body: dict[str, Any] = {"inputs": dict(inputs)}
         if webhook_url:
             body["webhook_url"] = webhook_url

@@ -39,6 +39,7 @@ from bot.errors import (
     UpstreamError,
     balance_message,
 )
+from bot.i18n import N_, _, ngettext
 from bot.models import (
     AgentMessage,
     ClarificationNeeded,
@@ -68,19 +69,19 @@ _MAX_ERROR_BODY = 64 * 1024
 _SHORT_DETAIL = 200  # a server `detail` up to this long, on one line, is shown to people
 
 _CODE_MESSAGES = {
-    "SESSION_BUSY": (
+    "SESSION_BUSY": N_(
         "This thread is still answering a previous message. "
         "Wait for it to finish, then send your message again."
     ),
-    "SESSION_NOT_FOUND": (
+    "SESSION_NOT_FOUND": N_(
         "each::sense no longer has this conversation (sessions expire after a while). "
         "Start a new thread to continue."
     ),
-    "TIMEOUT": (
+    "TIMEOUT": N_(
         "each::sense ran out of time on this request and stopped it. "
         "Send it again, or try a simpler request."
     ),
-    "CONTENT_FILTER": (
+    "CONTENT_FILTER": N_(
         "each::sense's content filter blocked this request, so nothing was made. Try rewording it."
     ),
 }
@@ -253,7 +254,7 @@ class EachSenseClient:
     def _headers(self, accept: str) -> dict[str, str]:
         if not self._api_key:
             raise AuthError(
-                "each::sense is not set up: an admin needs to set EACHSENSE_API_KEY.",
+                _("each::sense is not set up: an admin needs to set EACHSENSE_API_KEY."),
                 detail="no each::sense API key configured",
             )
         # Both headers: `Authorization` is what the docs show today, `X-API-Key` what the raw
@@ -330,9 +331,13 @@ class EachSenseClient:
             if retry_after is None:
                 retry_after = _number(resp.headers.get("Retry-After"))
             seconds = max(1, math.ceil(retry_after)) if retry_after is not None else 60
-            wait = "a second" if seconds == 1 else f"about {seconds} seconds"
             return RateLimited(
-                f"each::sense is busy (rate limited). Please try again in {wait}.",
+                ngettext(
+                    "each::sense is busy (rate limited). Please try again in a second.",
+                    "each::sense is busy (rate limited). Please try again in about {seconds} "
+                    "seconds.",
+                    seconds,
+                ).format(seconds=seconds),
                 detail=detail,
                 status=status,
                 retry_after=retry_after,
@@ -349,7 +354,9 @@ class EachSenseClient:
             return ServerError(detail=detail, status=status)
         # Only a plain sentence is shown; structured details (422 validation lists) stay in logs.
         shown = _short(detail_text) if isinstance(detail_value, str) else ""
-        user = f"each::sense rejected that request: {shown}" if shown else None
+        user = (
+            _("each::sense rejected that request: {reason}").format(reason=shown) if shown else None
+        )
         return RequestRejected(user, detail=detail, status=status)
 
     def _agent_error(
@@ -371,11 +378,11 @@ class EachSenseClient:
         if code == "INSUFFICIENT_BALANCE":
             return PaymentRequired(self._balance(details), detail=detail, status=status)
         if code in _CODE_MESSAGES:
-            return AgentError(_CODE_MESSAGES[code], detail=detail, code=code, status=status)
+            return AgentError(_(_CODE_MESSAGES[code]), detail=detail, code=code, status=status)
         if code == "RATE_LIMITED":
             return RateLimited(detail=detail, status=status)
         shown = _short(message)
-        user = f"each::sense reported an error: {shown}" if shown else None
+        user = _("each::sense reported an error: {reason}").format(reason=shown) if shown else None
         return AgentError(user, detail=detail, code=code, status=status)
 
     def _balance(self, details: object) -> str | None:
@@ -402,7 +409,7 @@ class EachSenseClient:
         payload = _loads(raw)
         if payload is None:
             raise ServerError(
-                "each::sense sent an answer I could not read. Please try again.",
+                _("each::sense sent an answer I could not read. Please try again."),
                 detail=f"unparseable completion body: {raw[:200]!r}",
                 status=resp.status,
             )

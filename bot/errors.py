@@ -27,34 +27,37 @@ import math
 import re
 from collections.abc import Mapping
 
+from bot.i18n import N_, _, ngettext
+
 SENTENCE_CHARS = 300
 
 
 class BotError(Exception):
     """Root of every error the bot expects. `str(err)` is the log detail."""
 
-    default_message = "Something went wrong. Please try again."
+    default_message = N_("Something went wrong. Please try again.")
 
     def __init__(self, user_message: str | None = None, *, detail: str = "") -> None:
-        self.user_message = user_message or self.default_message
-        self.detail = detail or self.user_message
+        # translated here, at construction: in the language of the payload being handled
+        self.user_message = user_message or _(self.default_message)
+        self.detail = detail or user_message or self.default_message
         super().__init__(self.detail)
 
 
 class InputError(BotError):
-    default_message = "I could not understand that request."
+    default_message = N_("I could not understand that request.")
 
 
 class BusyError(BotError):
-    default_message = "I'm busy with other requests right now. Please try again in a moment."
+    default_message = N_("I'm busy with other requests right now. Please try again in a moment.")
 
 
 class MediaRejected(BotError):
-    default_message = "That file could not be fetched."
+    default_message = N_("That file could not be fetched.")
 
 
 class UpstreamError(BotError):
-    default_message = "each::sense had a problem. Please try again."
+    default_message = N_("each::sense had a problem. Please try again.")
 
     def __init__(
         self,
@@ -68,21 +71,21 @@ class UpstreamError(BotError):
 
 
 class AuthError(UpstreamError):
-    default_message = (
+    default_message = N_(
         "The Eachlabs API key was rejected. An admin needs to set a valid EACHSENSE_API_KEY."
     )
 
 
 class PaymentRequired(UpstreamError):
-    default_message = "The Eachlabs account is out of credit. An admin needs to top it up."
+    default_message = N_("The Eachlabs account is out of credit. An admin needs to top it up.")
 
 
 class RequestRejected(UpstreamError):
-    default_message = "each::sense rejected that request."
+    default_message = N_("each::sense rejected that request.")
 
 
 class RateLimited(UpstreamError):
-    default_message = "each::sense is rate-limiting us. Please try again in a minute."
+    default_message = N_("each::sense is rate-limiting us. Please try again in a minute.")
 
     def __init__(
         self,
@@ -97,28 +100,28 @@ class RateLimited(UpstreamError):
 
 
 class ServerError(UpstreamError):
-    default_message = "each::sense is having trouble right now. Please try again shortly."
+    default_message = N_("each::sense is having trouble right now. Please try again shortly.")
 
 
 class ConnectError(UpstreamError):
-    default_message = "I could not reach each::sense. Please try again shortly."
+    default_message = N_("I could not reach each::sense. Please try again shortly.")
 
 
 class StreamCut(UpstreamError):
-    default_message = (
+    default_message = N_(
         "The connection to each::sense dropped before the answer finished. "
         "Send your message again to continue."
     )
 
 
 class IdleTimeout(UpstreamError):
-    default_message = "each::sense stopped responding. Send your message again to continue."
+    default_message = N_("each::sense stopped responding. Send your message again to continue.")
 
 
 class AgentError(UpstreamError):
     """An `error` event in the stream (or an error body); `code` is the wire `error_code`."""
 
-    default_message = "each::sense reported an error."
+    default_message = N_("each::sense reported an error.")
 
     def __init__(
         self,
@@ -133,7 +136,7 @@ class AgentError(UpstreamError):
 
 
 class JobFailed(UpstreamError):
-    default_message = "The run failed."
+    default_message = N_("The run failed.")
 
 
 class TurnTooLong(BotError):
@@ -142,8 +145,13 @@ class TurnTooLong(BotError):
     def __init__(self, limit: float) -> None:
         minutes = max(1, round(limit / 60))
         super().__init__(
-            f"That answer took longer than {minutes} minutes, so I stopped it. "
-            "Send your message again to retry.",
+            ngettext(
+                "That answer took longer than {minutes} minute, so I stopped it. "
+                "Send your message again to retry.",
+                "That answer took longer than {minutes} minutes, so I stopped it. "
+                "Send your message again to retry.",
+                minutes,
+            ).format(minutes=minutes),
             detail=f"turn over the {limit:.0f} s limit",
         )
 
@@ -153,7 +161,7 @@ class PlatformError(BotError):
     this in one place (`adapters/<platform>/errors.py`), so the core catches `BotError`
     only. `code` is the platform's own error name or number, for logs."""
 
-    default_message = "I could not post that here. Please try again."
+    default_message = N_("I could not post that here. Please try again.")
 
     def __init__(
         self,
@@ -171,7 +179,7 @@ class PlatformError(BotError):
 class PlatformRefused(PlatformError):
     """The platform will not let the bot do this here (a permission, an invitation)."""
 
-    default_message = "I am not allowed to do that here."
+    default_message = N_("I am not allowed to do that here.")
 
 
 # --- sentences from what the services send ------------------------------------------------
@@ -214,7 +222,7 @@ def balance_message(details: object) -> str | None:
     each::api put in `details`; None when `details` says nothing usable."""
     if isinstance(details, str):
         said = sentence(details)
-        return f"Payment required by Eachlabs: {said}" if said else None
+        return _("Payment required by Eachlabs: {reason}").format(reason=said) if said else None
     if not isinstance(details, Mapping):
         return None
     current = _money(details.get("current_balance"))
@@ -224,12 +232,20 @@ def balance_message(details: object) -> str | None:
     url = link.strip() if isinstance(link, str) and _TOP_UP_URL.fullmatch(link.strip()) else None
     if not (current or needed or estimate or url):
         return None
-    parts = [f"balance {current}"] if current else []
+    parts = [_("balance {amount}").format(amount=current)] if current else []
     if needed:
-        parts.append(f"this needs {needed}")
+        parts.append(_("this needs {amount}").format(amount=needed))
     elif estimate:
-        parts.append(f"this needs about {estimate}")
-    text = "The Eachlabs account is out of credit" + (f" ({'; '.join(parts)})" if parts else "")
+        parts.append(_("this needs about {amount}").format(amount=estimate))
+    numbers = "; ".join(parts)
+    if url and parts:
+        return _(
+            "The Eachlabs account is out of credit ({numbers}). An admin can top it up here: {url}"
+        ).format(numbers=numbers, url=url)
     if url:
-        return f"{text}. An admin can top it up here: {url}"
-    return f"{text}. An admin needs to top it up."
+        return _(
+            "The Eachlabs account is out of credit. An admin can top it up here: {url}"
+        ).format(url=url)
+    return _(
+        "The Eachlabs account is out of credit ({numbers}). An admin needs to top it up."
+    ).format(numbers=numbers)

@@ -16,17 +16,18 @@ from collections.abc import Callable
 from bot.delivery import clock_text
 from bot.eachlabs import JobState
 from bot.errors import BotError
+from bot.i18n import N_, _
 from bot.models import Button, ButtonAction, JobKind, JobRecord, JobStatus, View
 from bot.ports import Surface
 
 log = logging.getLogger(__name__)
 
-STARTING = "⏳ starting…"
-FAILED = "❌ failed"
+STARTING = N_("⏳ starting…")
+FAILED = N_("❌ failed")
 
 
 def job_label(kind: JobKind, title: str) -> str:
-    what = "Model run" if kind is JobKind.PREDICTION else "Workflow"
+    what = _("Model run") if kind is JobKind.PREDICTION else _("Workflow")
     return f"**{what}** `{title[:100].replace('`', 'ˋ')}`"
 
 
@@ -34,17 +35,22 @@ def job_buttons(record: JobRecord) -> tuple[Button, ...]:
     """Cancel, for predictions (workflows cannot be cancelled from chat)."""
     if record.kind is not JobKind.PREDICTION:
         return ()
-    return (Button("Cancel", ButtonAction.CANCEL_JOB, record.id, "danger"),)
+    return (Button(_("Cancel"), ButtonAction.CANCEL_JOB, record.id, "danger"),)
 
 
 def refused_view(kind: JobKind, title: str, sentence: str) -> View:
-    return View(text=f"{job_label(kind, title)}\n⚠️ {sentence}", status=FAILED)
+    return View(text=f"{job_label(kind, title)}\n⚠️ {sentence}", status=_(FAILED))
 
 
 def progress_view(record: JobRecord, state: JobState, *, elapsed: float) -> View:
-    status = f"⏳ {state.raw.get('status') or 'running'} · {clock_text(elapsed)}"
+    remote = state.raw.get("status") or _("running")
+    status = f"⏳ {remote} · {clock_text(elapsed)}"
     if state.step is not None:
-        status += f" · step {state.step}" + (f" of {state.steps}" if state.steps else "")
+        status += " · " + (
+            _("step {step} of {steps}").format(step=state.step, steps=state.steps)
+            if state.steps
+            else _("step {step}").format(step=state.step)
+        )
     return View(
         text=job_label(record.kind, record.title), status=status, buttons=job_buttons(record)
     )
@@ -53,10 +59,10 @@ def progress_view(record: JobRecord, state: JobState, *, elapsed: float) -> View
 def final_view(record: JobRecord, state: JobState, *, elapsed: float, failure: BotError) -> View:
     label, took = job_label(record.kind, record.title), clock_text(elapsed)
     if state.status is JobStatus.SUCCEEDED:
-        return View(text=label, status=f"✅ done in {took}")
+        return View(text=label, status=_("✅ done in {duration}").format(duration=took))
     if state.status is JobStatus.CANCELLED:
-        return View(text=label, status=f"🛑 cancelled after {took}")
-    return View(text=f"{label}\n⚠️ {failure.user_message}", status=FAILED)
+        return View(text=label, status=_("🛑 cancelled after {duration}").format(duration=took))
+    return View(text=f"{label}\n⚠️ {failure.user_message}", status=_(FAILED))
 
 
 class JobRenderer:

@@ -29,6 +29,7 @@ from bot.config import Settings
 from bot.delivery import deliver, may_act, say
 from bot.eachlabs import JobState, PredictionsClient, WorkflowsClient, parse_job_state
 from bot.errors import BotError, JobFailed, UpstreamError
+from bot.i18n import N_, _, ngettext
 from bot.job_render import (
     STARTING,
     JobRenderer,
@@ -51,7 +52,7 @@ from bot.usage import UsageLog
 
 log = logging.getLogger(__name__)
 
-STORAGE_PROBLEM = "The run started, but I could not record it, so I can't follow it. Sorry!"
+STORAGE_PROBLEM = N_("The run started, but I could not record it, so I can't follow it. Sorry!")
 MODELS_TTL = 600.0
 MAX_CHOICES = 25  # Discord's autocomplete limit
 _BACKOFF = 1.5
@@ -110,13 +111,14 @@ class Jobs:
         """Run `model` on `prompt` and post its outputs in the thread; returns when done."""
         model, prompt = model.strip(), prompt.strip()
         if not model or not prompt:
-            await say(surface, f"⚠️ {PREDICT_USAGE}")
+            await say(surface, f"⚠️ {_(PREDICT_USAGE)}")
             return
         if len(prompt) > self.settings.max_prompt_chars:
             await say(
                 surface,
-                f"⚠️ That prompt is too long ({len(prompt):,} characters; the limit is "
-                f"{self.settings.max_prompt_chars:,}).",
+                _("⚠️ That prompt is too long ({length} characters; the limit is {limit}).").format(
+                    length=f"{len(prompt):,}", limit=f"{self.settings.max_prompt_chars:,}"
+                ),
             )
             return
 
@@ -146,7 +148,7 @@ class Jobs:
         """Trigger a saved workflow and post its outputs in the thread; returns when done."""
         workflow_id = workflow_id.strip()
         if not workflow_id:
-            await say(surface, f"⚠️ {WORKFLOW_USAGE}")
+            await say(surface, f"⚠️ {_(WORKFLOW_USAGE)}")
             return
 
         async def create(webhook_url: str | None, secret: str | None) -> str:
@@ -179,7 +181,7 @@ class Jobs:
             secret = secrets.token_hex(32)
             webhook_url = f"{self.settings.public_url.rstrip('/')}/webhooks/eachlabs/{job_id}"
         try:
-            message_id = await surface.post(View(text=job_label(kind, title), status=STARTING))
+            message_id = await surface.post(View(text=job_label(kind, title), status=_(STARTING)))
         except Exception:
             log.exception("could not post the progress message for job %s", job_id)
             return
@@ -276,7 +278,11 @@ class Jobs:
         minutes = max(1, round(self.settings.job_timeout / 60))
         return JobState(
             status=JobStatus.FAILED,
-            error=f"it did not finish within {minutes} minutes, so I stopped waiting",
+            error=ngettext(
+                "it did not finish within {minutes} minute, so I stopped waiting",
+                "it did not finish within {minutes} minutes, so I stopped waiting",
+                minutes,
+            ).format(minutes=minutes),
         )
 
     async def _show_progress(self, waiter: _Waiter, state: JobState) -> None:
@@ -295,7 +301,9 @@ class Jobs:
             return
         log.info("job %s finished: %s (%d outputs)", record.id, state.status, len(state.output))
         self.metrics.jobs.labels(record.kind.value, state.status.value).inc()
-        failure = JobFailed(f"The run failed: {error}", detail=f"job {record.id}: {error}")
+        failure = JobFailed(
+            _("The run failed: {reason}").format(reason=error), detail=f"job {record.id}: {error}"
+        )
         elapsed = self.clock() - record.created_at
         await waiter.renderer.final(final_view(record, state, elapsed=elapsed, failure=failure))
         if state.status is JobStatus.SUCCEEDED:
@@ -307,7 +315,7 @@ class Jobs:
         if state.text:
             await say(surface, state.text[: surface.limits.max_text])
         if not state.output and not state.text:
-            await say(surface, "The run finished but returned no files.")
+            await say(surface, _("The run finished but returned no files."))
         for url in state.output:
             await deliver(self.media, url, surface)
 
@@ -354,26 +362,26 @@ class Jobs:
         """The Cancel button: stop a running prediction; returns the sentence to show."""
         record = await self.store.get_job(job_id)
         if record is None:
-            return "I can't find that run any more."
+            return _("I can't find that run any more.")
         if record.status is not JobStatus.RUNNING:
-            return "That run has already finished."
+            return _("That run has already finished.")
         if not may_act(user_id, record.user_id, admin=admin, settings=self.settings):
-            return "Only the person who started this run can cancel it."
+            return _("Only the person who started this run can cancel it.")
         if record.kind is not JobKind.PREDICTION:
-            return "Workflow runs can't be cancelled from chat; it will finish on its own."
+            return _("Workflow runs can't be cancelled from chat; it will finish on its own.")
         try:
             await self.predictions.cancel(record.remote_id)
         except BotError as err:
             log.warning("cancelling job %s failed: %s", job_id, err.detail)
-            return f"I could not cancel that run: {err.user_message}"
-        state = JobState(status=JobStatus.CANCELLED, error="cancelled from chat")
+            return _("I could not cancel that run: {reason}").format(reason=err.user_message)
+        state = JobState(status=JobStatus.CANCELLED, error=_("cancelled from chat"))
         waiter = self._waiters.get(job_id)
         if waiter is not None:
             waiter.state = state
             waiter.news.set()
         # else its waiter lives on another replica: its next poll sees the run cancelled and
         # posts that once, in the run's own progress message
-        return "Cancelling that run."
+        return _("Cancelling that run.")
 
     async def resume(
         self,

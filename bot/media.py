@@ -41,6 +41,7 @@ import aiohttp
 from yarl import URL
 
 from bot.errors import MediaRejected
+from bot.i18n import _, ngettext
 from bot.models import MediaFile, MediaKind
 
 if TYPE_CHECKING:
@@ -118,7 +119,9 @@ class MediaTooSlow(MediaRefused):
 
     def __init__(self, *, deadline: float, url: str) -> None:
         super().__init__(
-            f"The file took too long to download (more than {_duration(deadline)}).",
+            _("The file took too long to download (more than {duration}).").format(
+                duration=_duration(deadline)
+            ),
             reason="network",
             detail=f"{redact_url(url)}: not fetched within the {deadline:g} s deadline",
         )
@@ -267,8 +270,10 @@ def redact_urls(text: str) -> str:
 def _duration(seconds: float) -> str:
     if seconds >= 60:
         minutes = round(seconds / 60)
-        return "1 minute" if minutes == 1 else f"{minutes} minutes"
-    return "1 second" if seconds == 1 else f"{seconds:g} seconds"
+        return ngettext("{count} minute", "{count} minutes", minutes).format(count=minutes)
+    return ngettext("{count} second", "{count} seconds", 1 if seconds == 1 else 2).format(
+        count=f"{seconds:g}"
+    )
 
 
 def _url_suffix(url: str) -> str:
@@ -287,8 +292,9 @@ def _kind_of(content_type: str) -> MediaKind:
 
 def _too_big(size: int, cap: int, url: URL) -> MediaRefused:
     return MediaRefused(
-        f"That file is too big to upload here ({format_size(size)}; "
-        f"the limit is {format_size(cap)}).",
+        _("That file is too big to upload here ({size}; the limit is {limit}).").format(
+            size=format_size(size), limit=format_size(cap)
+        ),
         reason="too_big",
         detail=f"{redact_url(url)}: {size} bytes > cap {cap}",
     )
@@ -388,7 +394,7 @@ class MediaFetcher:
         """GET `url`, following redirects by hand so every hop passes the policy."""
         current = self._parse(url)
         origin = current.origin()
-        for _ in range(MAX_REDIRECTS + 1):
+        for _hop in range(MAX_REDIRECTS + 1):
             # credentials stay with the origin they were meant for
             raw = await self._request(current, headers if current.origin() == origin else {})
             if raw.status not in _REDIRECTS:
@@ -397,7 +403,7 @@ class MediaFetcher:
             raw.release()
             if not location:
                 raise MediaRefused(
-                    "The file could not be downloaded (a redirect without a target).",
+                    _("The file could not be downloaded (a redirect without a target)."),
                     reason="http_error",
                     detail=f"{redact_url(current)}: HTTP {raw.status} without Location",
                 )
@@ -407,7 +413,7 @@ class MediaFetcher:
                 raise _not_valid(location) from exc
             log.debug("media redirect to %s", redact_url(current))
         raise MediaRefused(
-            "The file could not be downloaded (too many redirects).",
+            _("The file could not be downloaded (too many redirects)."),
             reason="http_error",
             detail=f"more than {MAX_REDIRECTS} redirects, last {redact_url(current)}",
         )
@@ -421,13 +427,13 @@ class MediaFetcher:
         allowed = ("https", "http") if self._allow_insecure else ("https",)
         if parsed.scheme not in allowed:
             raise MediaRefused(
-                "Only https links can be fetched.",
+                _("Only https links can be fetched."),
                 reason="insecure",
                 detail=f"scheme {parsed.scheme!r} refused: {redact_url(parsed)}",
             )
         if parsed.user is not None or parsed.password is not None:
             raise MediaRefused(
-                "Links with a user name or password cannot be fetched.",
+                _("Links with a user name or password cannot be fetched."),
                 reason="insecure",
                 detail=f"credentials in URL refused: {redact_url(parsed)}",
             )
@@ -473,7 +479,7 @@ class MediaFetcher:
                 infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise MediaRefused(
-                "The file could not be downloaded (the host name did not resolve).",
+                _("The file could not be downloaded (the host name did not resolve)."),
                 reason="network",
                 detail=f"resolving {host!r} failed: {exc}",
             ) from exc
@@ -485,7 +491,7 @@ class MediaFetcher:
             if verdict == "public" or (verdict == "local" and self._allow_insecure):
                 continue
             raise MediaRefused(
-                "That address is not public.",
+                _("That address is not public."),
                 reason="private",
                 detail=f"{redact_url(url)} resolves to {verdict} address {address}",
             )
@@ -497,7 +503,7 @@ class MediaFetcher:
         raw, cap = response.raw, ask.cap
         if not 200 <= raw.status < 300:
             raise MediaRefused(
-                f"The file could not be downloaded (HTTP {raw.status}).",
+                _("The file could not be downloaded (HTTP {status}).").format(status=raw.status),
                 reason="http_error",
                 detail=f"{response.url_for_log}: HTTP {raw.status}",
             )
@@ -539,7 +545,7 @@ class MediaFetcher:
             return kind, content_type
         if kind == "file":
             raise MediaRefused(
-                "That link did not return an image or video.",
+                _("That link did not return an image or video."),
                 reason="not_media",
                 detail=f"{redact_url(url)}: content type {header!r}, not media",
             )
@@ -583,7 +589,7 @@ def _remove(path: Path) -> None:
 def _network(url: str, exc: BaseException) -> MediaRefused:
     what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
     return MediaRefused(
-        "The file could not be downloaded (network error).",
+        _("The file could not be downloaded (network error)."),
         reason="network",
         detail=f"{redact_url(url)}: {what}: {redact_urls(str(exc))}",
     )
@@ -591,5 +597,5 @@ def _network(url: str, exc: BaseException) -> MediaRefused:
 
 def _not_valid(url: str) -> MediaRefused:
     return MediaRefused(
-        "That link is not valid.", reason="insecure", detail=f"invalid URL {redact_url(url)}"
+        _("That link is not valid."), reason="insecure", detail=f"invalid URL {redact_url(url)}"
     )

@@ -132,6 +132,7 @@ class Command:
     images: tuple[ImageRef, ...] = ()  # attached images, re-hosted before the turn
     plan: bool = False  # the platform's own plan switch (Discord's `plan:` option)
     adult: bool = False  # see `Turn.adult`
+    locale: str | None = None  # the person's language as the platform says it (fr, ja-JP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +156,7 @@ class Message:
     roles: frozenset[str] | None = None  # as `Command.roles`
     images: tuple[ImageRef, ...] = ()  # attached images, re-hosted before the turn
     adult: bool = False  # see `Turn.adult`
+    locale: str | None = None  # the person's language as the platform says it (fr, ja-JP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +172,7 @@ class Click:
     event_id: str | None = None
     roles: frozenset[str] | None = None  # as `Command.roles`
     adult: bool = False  # see `Turn.adult`
+    locale: str | None = None  # the person's language as the platform says it (fr, ja-JP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +188,7 @@ class Submission:
     reply: Any  # bot.ports.Reply
     event_id: str | None = None
     adult: bool = False  # see `Turn.adult`
+    locale: str | None = None  # as `Command.locale`
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +209,7 @@ class Shortcut:
     text: str | None = None
     event_id: str | None = None
     adult: bool = False  # see `Turn.adult`
+    locale: str | None = None  # as `Command.locale`
 
 
 Inbound = Command | Message | Click | Submission | Shortcut

@@ -154,7 +154,8 @@ class Platform(Protocol):
 
     @property
     def admins(self) -> str:
-        """Who counts as an admin here, for a refusal ("people with Manage Channels")."""
+        """Who counts as an admin here, for a refusal ("people with Manage Channels"): a
+        sentence marked with `bot.i18n.N_`, which the core translates where it is used."""
         ...
 
     async def roles_of(

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from bot.delivery import clock_text
 from bot.errors import BotError
+from bot.i18n import N_, _, ngettext
 from bot.models import (
     AgentMessage,
     Button,
@@ -57,8 +58,8 @@ from bot.ports import Surface
 
 log = logging.getLogger(__name__)
 
-THINKING = "💭 Thinking…"
-WRITING = "✍️ Writing…"
+THINKING = N_("💭 Thinking…")
+WRITING = N_("✍️ Writing…")
 THINKING_TAIL = 150  # characters of reasoning shown on the status line
 STATUS_MAX = 200  # a status line is one short line, whatever the event carried
 ELAPSED_AFTER = 10.0  # show elapsed time on the live status once a turn runs this long
@@ -67,7 +68,7 @@ STATUS_GAP = 2  # characters an adapter may put between the status line and the 
 NEAR_FULL = 0.5  # past this share of a page, live text stops at a word break
 MAX_SOURCES = 5
 MAX_BUTTON_LABEL = 80
-INTERRUPTED_STATUS = "⚠️ Interrupted by a restart: press Regenerate or send it again."
+INTERRUPTED_STATUS = N_("⚠️ Interrupted by a restart: press Regenerate or send it again.")
 MAX_ANSWER_BUTTONS = 24  # Discord allows 25 components; one is Regenerate
 
 
@@ -154,7 +155,7 @@ class ReplyRenderer:
     async def start(self) -> None:
         """Post the first message (thinking + Stop) and start the flusher."""
         self._started_at = self._clock()
-        view = View(status=THINKING, buttons=(self._stop_button(),))
+        view = View(status=_(THINKING), buttons=(self._stop_button(),))
         message_id = await self._post(view)
         if message_id is not None:
             self._ids.append(message_id)
@@ -211,11 +212,11 @@ class ReplyRenderer:
 
     async def cancelled(self) -> None:
         """The person pressed Stop: keep the text, say it stopped."""
-        await self._close("⏹️ Stopped.", with_extras=False)
+        await self._close(_("⏹️ Stopped."), with_extras=False)
 
     async def interrupted(self) -> None:
         """A restart cut the turn off: keep the text, say so; Regenerate retries it."""
-        await self._close(INTERRUPTED_STATUS, with_extras=False)
+        await self._close(_(INTERRUPTED_STATUS), with_extras=False)
 
     # --- the flusher --------------------------------------------------------------------
 
@@ -285,7 +286,7 @@ class ReplyRenderer:
     def _final_snapshot(self, status: str, *, with_extras: bool) -> _Snapshot:
         text = self._joined()
         buttons: list[Button] = [
-            Button(label="Regenerate", action=ButtonAction.REGENERATE, value=self._turn_id)
+            Button(label=_("Regenerate"), action=ButtonAction.REGENERATE, value=self._turn_id)
         ]
         if self._plan and with_extras:
             buttons = list(self._plan_buttons())
@@ -303,9 +304,11 @@ class ReplyRenderer:
         """The clarification question and the sources, appended after the answer text."""
         blocks: list[str] = []
         if self._clarification is not None and self._clarification.question:
-            blocks.append(f"**Question:** {self._clarification.question}")
+            blocks.append(
+                _("**Question:** {question}").format(question=self._clarification.question)
+            )
         if self._citations:
-            lines = ["**Sources:**"]
+            lines = [_("**Sources:**")]
             for url, title in list(self._citations.items())[:MAX_SOURCES]:
                 label = self._one_line(title, limit=100)
                 lines.append(f"- {url}" if label == url else f"- [{label}]({url})")
@@ -318,7 +321,7 @@ class ReplyRenderer:
     def _live_status(self) -> str:
         activity = self._activity
         if activity is None:
-            line = WRITING if self._text_started else self._thinking_line()
+            line = _(WRITING) if self._text_started else self._thinking_line()
         elif isinstance(activity, str):
             line = activity
         else:
@@ -328,7 +331,7 @@ class ReplyRenderer:
         if elapsed >= ELAPSED_AFTER:
             suffix += f" · {clock_text(elapsed)}"
         if self._files:
-            suffix += f" · {_count(self._files, 'file')} posted"
+            suffix += " · " + files_posted(self._files)
         limit = self._status_limit()
         if limit - len(suffix) < 20:  # a tiny surface: the activity matters more than the clock
             return self._one_line(line, limit=limit)
@@ -337,10 +340,10 @@ class ReplyRenderer:
     def _thinking_line(self) -> str:
         tail = " ".join(self._thinking.split())
         if not tail:
-            return THINKING
+            return _(THINKING)
         if len(tail) > THINKING_TAIL:
             tail = "…" + tail[-THINKING_TAIL:]
-        return f"{THINKING} {tail}"
+        return f"{_(THINKING)} {tail}"
 
     def _activity_line(self, event: Event) -> str:
         if isinstance(event, Status):
@@ -353,15 +356,20 @@ class ReplyRenderer:
         if isinstance(event, AgentMessage):
             return f"💬 {event.content}"
         if isinstance(event, WebSearchQuery):
-            return f"🔎 Searching: {event.query}"
+            return _("🔎 Searching: {query}").format(query=event.query)
         if isinstance(event, GenerationResponse):
             total = event.total
             if total:
-                return f"🎨 Generated {self._generated} of {total}…"
-            return f"🎨 Generated {_count(self._generated, 'file')}…"
+                return _("🎨 Generated {count} of {total}…").format(
+                    count=self._generated, total=total
+                )
+            count = self._generated
+            return ngettext(
+                "🎨 Generated {count} file…", "🎨 Generated {count} files…", count
+            ).format(count=count)
         if isinstance(event, WorkflowEvent):
             return _workflow_line(event)
-        return THINKING
+        return _(THINKING)
 
     def _plan_buttons(self) -> tuple[Button, ...]:
         return (
@@ -374,10 +382,12 @@ class ReplyRenderer:
     def _done_footer(self) -> str:
         elapsed = self._clock() - self._started_at
         took = f"{elapsed:.1f} s" if elapsed < 60 else clock_text(elapsed)
-        done = "📝 Plan ready: approve to run it" if self._plan else "✅ Done"
-        parts = [done, f"{self._mode} mode", *self._notes, took]
+        done = _("📝 Plan ready: approve to run it") if self._plan else _("✅ Done")
+        parts = [done, _("{mode} mode").format(mode=self._mode), *self._notes, took]
         if self._files:
-            parts.append(_count(self._files, "file"))
+            parts.append(
+                ngettext("{count} file", "{count} files", self._files).format(count=self._files)
+            )
         return " · ".join(parts)
 
     def _status_limit(self) -> int:
@@ -391,7 +401,9 @@ class ReplyRenderer:
         return line[: max(0, limit - 1)] + "…" if limit > 0 else ""
 
     def _stop_button(self) -> Button:
-        return Button(label="Stop", action=ButtonAction.STOP, value=self._turn_id, style="danger")
+        return Button(
+            label=_("Stop"), action=ButtonAction.STOP, value=self._turn_id, style="danger"
+        )
 
     # --- showing: pages, posts and edits ------------------------------------------------
 
@@ -644,8 +656,9 @@ def split_text(text: str, limit: int) -> list[str]:
     return pieces
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def files_posted(count: int) -> str:
+    """The live status's " · 2 files posted" part (the shell reads it back)."""
+    return ngettext("{count} file posted", "{count} files posted", count).format(count=count)
 
 
 def _workflow_line(event: WorkflowEvent) -> str:

@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable
 
 from bot.config import Settings
 from bot.errors import BusyError
+from bot.i18n import ngettext
 from bot.ports import Store
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,13 @@ class Coordinator:
         count = await self.store.count_leases(prefix, now=self._clock())
         if count >= limit:
             raise BusyError(
-                f"You already have {count} requests running. "
-                "Please wait for one to finish before sending another."
+                ngettext(
+                    "You already have {count} request running. "
+                    "Please wait for it to finish before sending another.",
+                    "You already have {count} requests running. "
+                    "Please wait for one to finish before sending another.",
+                    count,
+                ).format(count=count)
             )
         name = prefix + secrets.token_hex(6)
         await self._take(name)

@@ -34,6 +34,16 @@ def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _english_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shell speaks the language of LC_ALL / LC_MESSAGES / LANG, and BOT_LANGUAGE is read
+    from the environment: a developer's own language must not reach tests written in English
+    (the language tests set what they need)."""
+    for name in ("LC_ALL", "LC_MESSAGES", "BOT_LANGUAGE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+
+
 @pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     async with Simulator(speed=1000) as simulator:

@@ -289,7 +289,7 @@ async def test_a_turn_past_its_deadline_is_stopped_with_a_sentence(sim: Simulato
     try:
         surface = RecordingSurface()
         await core.conversations.run(Turn(KEY, "U1", "fail:stall", new_thread=True), surface)
-        assert "took longer than 1 minutes" in surface.all_text()
+        assert "took longer than 1 minute," in surface.all_text()
         assert core.conversations.running_turns == 0
     finally:
         await close_core(core)

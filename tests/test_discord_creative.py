@@ -182,7 +182,7 @@ async def test_controls_respect_the_persons_cap_and_their_thread(env: Env) -> No
     await fake.click(button(offer, "sense:vary:"), message_id=offer["id"])
     await fake.wait_for(
         lambda: any(
-            "You already have 1 requests running" in m["content"]
+            "You already have 1 request running" in m["content"]
             for m in env.bot_messages(thread_id)
         ),
         what="the cap's sentence",

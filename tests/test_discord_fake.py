@@ -129,6 +129,60 @@ async def test_interactions_reach_the_tree(fake: FakeDiscord, client: discord.Cl
     assert fake.messages[inter.original_id or ""]["content"] == "pong hi"
 
 
+async def test_interactions_carry_the_persons_locale(
+    fake: FakeDiscord, client: discord.Client
+) -> None:
+    tree = discord.app_commands.CommandTree(client)
+    seen: list[tuple[discord.Locale, discord.Locale | None]] = []
+
+    @tree.command(name="ping", description="ping")
+    async def ping(interaction: discord.Interaction, text: str) -> None:
+        seen.append((interaction.locale, interaction.guild_locale))
+        await interaction.response.send_message(f"pong {text}")
+
+    inter = await fake.slash("ping", {"text": "hi"}, locale="ja")
+    await fake.wait_for(lambda: inter.callbacks, what="the answer")
+    assert seen == [(discord.Locale.japanese, discord.Locale.american_english)]
+    with pytest.raises(ValueError):  # Discord's codes only: `ja`, never `ja-JP`
+        await fake.slash("ping", {"text": "hi"}, locale="ja-JP")
+
+
+async def test_command_localizations_are_checked(fake: FakeDiscord, client: discord.Client) -> None:
+    locale_str = discord.app_commands.locale_str
+
+    class French(discord.app_commands.Translator):
+        async def translate(
+            self,
+            string: discord.app_commands.locale_str,
+            locale: discord.Locale,
+            context: discord.app_commands.TranslationContextTypes,
+        ) -> str | None:
+            return f"fr: {string.message}" if locale is discord.Locale.french else None
+
+    tree = discord.app_commands.CommandTree(client)
+
+    @tree.command(name="ping", description=locale_str("ping"))
+    @discord.app_commands.describe(text=locale_str("what to send"))
+    async def ping(interaction: discord.Interaction, text: str) -> None:
+        await interaction.response.send_message(text)
+
+    await tree.set_translator(French())
+    await tree.sync()
+    (stored,) = fake.commands[None]
+    assert stored["description_localizations"] == {"fr": "fr: ping"}
+    assert stored["options"][0]["description_localizations"] == {"fr": "fr: what to send"}
+
+    app_id = client.application_id
+    assert app_id is not None
+    for localizations in ({"fr-FR": "ping"}, {"ja": "x" * 101}):
+        bad = [{"name": "ping", "description": "ping", "description_localizations": localizations}]
+        with pytest.raises(discord.HTTPException) as err:
+            await client.http.bulk_upsert_global_commands(app_id, bad)
+        assert err.value.status == 400 and err.value.code == 50035
+        assert f"0.description_localizations.{next(iter(localizations))}" in str(err.value)
+    assert fake.commands[None] == [stored], "a refused list changes nothing"
+
+
 async def test_message_create_dispatch(fake: FakeDiscord, client: discord.Client) -> None:
     got: asyncio.Future[discord.Message] = asyncio.get_running_loop().create_future()
 

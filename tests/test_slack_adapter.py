@@ -612,7 +612,7 @@ async def test_direct_runs_count_against_the_persons_cap(
             await rig.command("/sense-predict", "flux-schnell a cat")
             second = await until(lambda: rig.slack.top_level("C1")[1:], what="the run's root")
             notice = await until(lambda: rig.slack.thread("C1", second[0].ts), what="refusal")
-            assert "You already have 1 requests running" in notice[0].all_text
+            assert "You already have 1 request running" in notice[0].all_text
         finally:
             await bot.stop()
             await http.stop()

@@ -185,6 +185,17 @@ async def test_usergroups_users_list_members_unknown_and_tier_2() -> None:
         assert info.value.response.status_code == 429
 
 
+async def test_users_info_gives_the_locale_only_when_asked() -> None:
+    async with FakeSlack(locales={"UJA": "ja-JP"}) as slack:
+        client = client_for(slack)
+        assert "locale" not in (await client.users_info(user="UJA"))["user"]
+        asked = await client.users_info(user="UJA", include_locale=True)
+        assert asked["user"]["locale"] == "ja-JP"
+        assert slack.calls_to("users.info")[-1].params["include_locale"] == "1"
+        other = await client.users_info(user="U2", include_locale=True)
+        assert other["user"]["locale"] == "en-US"
+
+
 async def test_default_limits_are_slack_like() -> None:
     async with FakeSlack() as slack:
         assert (slack.method_limits, slack.channel_post_limit) == slack_like_limits()

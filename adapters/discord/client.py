@@ -31,6 +31,7 @@ from adapters.discord.commands import register_commands
 from adapters.discord.dms import DMSurface, InteractionSurface, Places
 from adapters.discord.endpoints import use_endpoints
 from adapters.discord.errors import discord_errors
+from adapters.discord.i18n import CatalogTranslator
 from adapters.discord.ratelimit import ChannelLimiter, paid, route_through
 from adapters.discord.surface import DEFAULT_UPLOAD_LIMIT, DiscordSurface
 from adapters.discord.translate import (
@@ -49,6 +50,7 @@ from adapters.discord.views import content_of
 from bot.config import Settings
 from bot.core import Core
 from bot.errors import BotError, PlatformError, PlatformRefused
+from bot.i18n import N_, _
 from bot.models import ButtonAction, ChannelKey, CommandName, Inbound, ThreadKey, View
 from bot.tasks import BackgroundTasks
 
@@ -58,6 +60,7 @@ READY_TIMEOUT = 60.0
 # deferred with a public "thinking" response: admitted before it, so a refusal stays private
 DEFERRED_PUBLICLY = (CommandName.SENSE, CommandName.PREDICT, CommandName.WORKFLOW)
 DEFERRED_PRIVATELY = (CommandName.USAGE, CommandName.ADMIN)
+LOCALE_CACHE = 10_000  # people whose interaction locale is remembered for their messages
 NO_MENTIONS = discord.AllowedMentions.none()
 
 # View Channels, Send Messages, Send Messages in Threads, Create Public Threads, Embed Links,
@@ -124,6 +127,7 @@ class DiscordBot:
         self._upload_limits: dict[str, int] = {}
         # conversations answered through interactions (DMs and places the bot is not in)
         self.places = Places(self.client)
+        self._locales: dict[str, str] = {}  # user id -> the locale of their last interaction
         self._connection: asyncio.Task[None] | None = None
         self.client.on_message = self._on_message  # type: ignore[attr-defined]
         self.client.on_interaction = self._on_interaction  # type: ignore[attr-defined]
@@ -166,6 +170,8 @@ class DiscordBot:
         """Register the slash commands: in one guild (instant) or globally (up to an hour).
         Deliberately not done at every start: Discord caps daily command creations."""
         await self._login()
+        if self.tree.translator is None:  # descriptions in every language with a catalog
+            await self.tree.set_translator(CatalogTranslator())
         if guild_id is None:
             synced = await self.tree.sync()
         else:
@@ -176,7 +182,7 @@ class DiscordBot:
 
     # --- the Platform port ---------------------------------------------------------------
 
-    admins = "people with Manage Channels"
+    admins = N_("people with Manage Channels")
 
     @property
     def name(self) -> str:
@@ -211,7 +217,7 @@ class DiscordBot:
         the thread takes a global slot in `route_through`."""
         parent = self.client.get_channel(int(channel.channel))
         if not isinstance(parent, discord.TextChannel):
-            raise PlatformRefused(NO_THREAD, detail=f"channel {channel.channel} not cached")
+            raise PlatformRefused(_(NO_THREAD), detail=f"channel {channel.channel} not cached")
         try:
             await self.limiter.acquire(str(parent.id))
             with discord_errors(), paid():
@@ -221,7 +227,7 @@ class DiscordBot:
                     name=title, message=message, auto_archive_duration=1440
                 )
         except PlatformError as err:
-            raise PlatformRefused(NO_THREAD, detail=err.detail, code=err.code) from err
+            raise PlatformRefused(_(NO_THREAD), detail=err.detail, code=err.code) from err
         return ThreadKey(PLATFORM, channel.workspace, channel.channel, str(thread.id))
 
     async def is_admin(self, user_id: str, channel: ChannelKey) -> bool:
@@ -240,6 +246,14 @@ class DiscordBot:
         if interaction.guild_id is not None:
             self._upload_limits[str(interaction.guild_id)] = interaction.filesize_limit
 
+    def _learn_locale(self, user_id: str, locale: str | None) -> None:
+        """Messages carry no locale: a person's messages get their last interaction's."""
+        if locale is None or self._locales.get(user_id) == locale:
+            return
+        if len(self._locales) >= LOCALE_CACHE:
+            self._locales.pop(next(iter(self._locales)))
+        self._locales[user_id] = locale
+
     def _handle(self, inbound: Inbound, name: str) -> None:
         self._tasks.spawn(self._core.commands.handle(self, inbound), name=name)
 
@@ -257,6 +271,7 @@ class DiscordBot:
         """Every slash command: refused at once, answered directly (eco) or deferred."""
         self._learn_upload_limit(interaction)
         command = to_command(interaction, name, text, **extra)
+        self._learn_locale(command.user_id, command.locale)
         if command.place is not None and is_via(command.place):
             self.places.note(command.place, interaction)
         commands = self._core.commands
@@ -301,7 +316,10 @@ class DiscordBot:
         if self.core is None or me is None:
             return
         inbound = to_message(
-            message, bot_id=me.id, reads_content=self.settings.discord_message_content
+            message,
+            bot_id=me.id,
+            reads_content=self.settings.discord_message_content,
+            locale=self._locales.get(str(message.author.id)),
         )
         if inbound is not None:
             self._handle(inbound, f"message-{message.id}")
@@ -322,6 +340,7 @@ class DiscordBot:
         if is_via(click.key):  # a click is a fresh interaction: its token answers from now on
             self.places.note(click.key, interaction)
         self._learn_upload_limit(interaction)
+        self._learn_locale(click.user_id, click.locale)
         if click.action in (ButtonAction.STOP, ButtonAction.REMIX):
             # quick, and answered in the click's own response (Remix: with its form)
             await self._core.commands.handle(self, click)
@@ -392,7 +411,7 @@ async def sync_commands(settings: Settings, guilds: list[int | None]) -> list[st
 
 
 GONE_MESSAGE = "I can't find that message any more, so I can't remix its image."
-NO_THREAD = (
+NO_THREAD = N_(
     "I could not open a thread here. I need these permissions in this channel: Send Messages, "
     "Create Public Threads and Send Messages in Threads."
 )

@@ -11,6 +11,7 @@ from typing import Any, Literal, Protocol
 
 import discord
 from discord import app_commands
+from discord.app_commands import locale_str
 
 from adapters.discord.translate import image_ref
 from bot.models import ButtonAction, CommandName
@@ -44,13 +45,17 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
     """Add `/sense`, `/sense-eco`, `/sense-settings`, `/sense-predict`, `/sense-workflow`,
     `/sense-usage`, `/sense-admin` and the message context menus to `tree`."""
 
-    @tree.command(name="sense", description="Ask each::sense; the answer opens a thread")
+    @tree.command(
+        name="sense", description=locale_str("Ask each::sense; the answer opens a thread")
+    )
     @everywhere
     @app_commands.describe(
-        prompt="What to ask or create",
-        mode="eco: faster and cheaper",
-        image="A reference image (JPEG, PNG, WebP or GIF, up to 20 MB)",
-        plan="Show the plan and its estimated cost first; nothing runs until you approve",
+        prompt=locale_str("What to ask or create"),
+        mode=locale_str("eco: faster and cheaper"),
+        image=locale_str("A reference image (JPEG, PNG, WebP or GIF, up to 20 MB)"),
+        plan=locale_str(
+            "Show the plan and its estimated cost first; nothing runs until you approve"
+        ),
     )
     async def sense(
         interaction: discord.Interaction,
@@ -64,21 +69,24 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
             interaction, CommandName.SENSE, prompt, mode=mode, images=images, plan=plan
         )
 
-    @tree.command(name="sense-eco", description="Eco mode for this channel: on, off or status")
+    @tree.command(
+        name="sense-eco", description=locale_str("Eco mode for this channel: on, off or status")
+    )
     @everywhere
-    @app_commands.describe(action="on and off need Manage Channels")
+    @app_commands.describe(action=locale_str("on and off need Manage Channels"))
     async def sense_eco(
         interaction: discord.Interaction, action: Literal["on", "off", "status"] = "status"
     ) -> None:
         await handlers.on_command(interaction, CommandName.ECO, action)
 
     @tree.command(
-        name="sense-settings", description="Web search and the safety checker in this channel"
+        name="sense-settings",
+        description=locale_str("Web search and the safety checker in this channel"),
     )
     @everywhere
     @app_commands.describe(
-        setting="Leave empty to see the current settings; changes need Manage Channels",
-        value="default: each::sense decides (web search only)",
+        setting=locale_str("Leave empty to see the current settings; changes need Manage Channels"),
+        value=locale_str("default: each::sense decides (web search only)"),
     )
     async def sense_settings(
         interaction: discord.Interaction,
@@ -88,9 +96,13 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
         text = setting if value is None else f"{setting} {value}"
         await handlers.on_command(interaction, CommandName.SETTINGS, text)
 
-    @tree.command(name="sense-predict", description="Run one Eachlabs model on a prompt")
+    @tree.command(
+        name="sense-predict", description=locale_str("Run one Eachlabs model on a prompt")
+    )
     @everywhere
-    @app_commands.describe(model="The model's slug", prompt="The model's prompt")
+    @app_commands.describe(
+        model=locale_str("The model's slug"), prompt=locale_str("The model's prompt")
+    )
     async def sense_predict(interaction: discord.Interaction, model: str, prompt: str) -> None:
         await handlers.on_command(interaction, CommandName.PREDICT, f"{model} {prompt}")
 
@@ -104,16 +116,19 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
             for slug, title in found[:MAX_CHOICES]
         ]
 
-    @tree.command(name="sense-workflow", description="Run an Eachlabs workflow")
+    @tree.command(name="sense-workflow", description=locale_str("Run an Eachlabs workflow"))
     @everywhere
-    @app_commands.describe(workflow_id="The workflow's id", inputs="key=value pairs")
+    @app_commands.describe(
+        workflow_id=locale_str("The workflow's id"), inputs=locale_str("key=value pairs")
+    )
     async def sense_workflow(
         interaction: discord.Interaction, workflow_id: str, inputs: str = ""
     ) -> None:
         await handlers.on_command(interaction, CommandName.WORKFLOW, f"{workflow_id} {inputs}")
 
     @tree.command(
-        name="sense-usage", description="Your each::sense use today and in the last 30 days"
+        name="sense-usage",
+        description=locale_str("Your each::sense use today and in the last 30 days"),
     )
     @everywhere
     async def sense_usage(interaction: discord.Interaction) -> None:
@@ -121,10 +136,13 @@ def register_commands(tree: app_commands.CommandTree, handlers: Handlers) -> Non
 
     # No default_permissions: the core's admin rule decides (Manage Channels or BOT_ADMINS),
     # and hiding the command would also hide it from the ids in BOT_ADMINS.
-    @tree.command(name="sense-admin", description="Admins: who may use each::sense, daily quotas")
+    @tree.command(
+        name="sense-admin",
+        description=locale_str("Admins: who may use each::sense, daily quotas"),
+    )
     @everywhere
     @app_commands.describe(
-        args="access · access deny user @someone · quota · quota user-turns 20 · help"
+        args=locale_str("access · access deny user @someone · quota · quota user-turns 20 · help")
     )
     async def sense_admin(interaction: discord.Interaction, args: str = "") -> None:
         await handlers.on_command(interaction, CommandName.ADMIN, args)

@@ -22,6 +22,7 @@ from adapters.discord.errors import discord_errors, platform_error
 from adapters.discord.ratelimit import ChannelLimiter, paid
 from adapters.discord.views import components_of, content_of
 from bot.errors import MediaRejected
+from bot.i18n import N_, _
 from bot.media import format_size
 from bot.models import MediaFile, SurfaceLimits, ThreadKey, View
 
@@ -34,6 +35,12 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 TOO_LARGE = 40005  # Discord's "Request entity too large"
 NO_MENTIONS = discord.AllowedMentions.none()
 _KIND_ICONS = {"image": "🖼️", "video": "🎬", "audio": "🎵"}
+_LINK_TITLES = {
+    "image": N_("Open the generated image"),
+    "video": N_("Open the generated video"),
+    "audio": N_("Open the generated audio"),
+    "file": N_("Open the generated file"),
+}
 
 
 @dataclass
@@ -142,14 +149,17 @@ class DiscordSurface:
     async def post_link(self, url: str, *, kind: str, reason: str) -> None:
         await self._limiter.acquire(self._bucket)
         icon = _KIND_ICONS.get(kind, "📎")
-        embed = discord.Embed(title=f"{icon} Open the generated {kind}", url=url)
+        title = _(_LINK_TITLES.get(kind, _LINK_TITLES["file"]))
+        embed = discord.Embed(title=f"{icon} {title}", url=url)
         embed.description = f"{reason}\n{url}" if reason else url
         with discord_errors(), paid():
             await self._send(embed=embed)
 
     def _too_big(self, size: int) -> MediaRejected:
         return MediaRejected(
-            f"The file ({format_size(size)}) is over this server's upload limit "
-            f"({format_size(self._upload_limit)}), so here is a link instead.",
+            _(
+                "The file ({size}) is over this server's upload limit ({limit}), "
+                "so here is a link instead."
+            ).format(size=format_size(size), limit=format_size(self._upload_limit)),
             detail=f"upload of {size} bytes over limit {self._upload_limit}",
         )

@@ -20,6 +20,7 @@ import discord
 
 from adapters.discord.modals import FormModal, submitted_text
 from bot.buttons import decode_button
+from bot.i18n import _
 from bot.models import (
     ButtonAction,
     ChannelKey,
@@ -143,6 +144,12 @@ def image_ref(attachment: discord.Attachment) -> ImageRef:
     )
 
 
+def locale_of(interaction: discord.Interaction) -> str | None:
+    """The person's client language (`fr`, `ja`, `en-US`), as every interaction carries it."""
+    locale = getattr(interaction, "locale", None)
+    return str(locale.value) if isinstance(locale, discord.Locale) else None
+
+
 def to_command(
     interaction: discord.Interaction, name: CommandName, text: str, **extra: Any
 ) -> Command:
@@ -168,13 +175,17 @@ def to_command(
         place=place,
         roles=role_ids(interaction.user),
         adult=adult(interaction.channel),
+        locale=locale_of(interaction),
         **extra,
     )
 
 
-def to_message(message: discord.Message, *, bot_id: int, reads_content: bool) -> Message | None:
+def to_message(
+    message: discord.Message, *, bot_id: int, reads_content: bool, locale: str | None = None
+) -> Message | None:
     """A person's message in a thread or in their DM with the bot, or None (bots, other
-    channels, unreadable without the intent)."""
+    channels, unreadable without the intent). Messages carry no locale: `locale` is the
+    author's, when known (their last interaction's)."""
     channel = message.channel
     if message.author.bot:
         return None  # never answer a bot: two bots would answer each other forever
@@ -187,6 +198,7 @@ def to_message(message: discord.Message, *, bot_id: int, reads_content: bool) ->
             message_id=str(message.id),
             direct=True,
             images=tuple(image_ref(a) for a in message.attachments),
+            locale=locale,
         )
     if message.guild is None:
         return None
@@ -205,6 +217,7 @@ def to_message(message: discord.Message, *, bot_id: int, reads_content: bool) ->
         adult=adult(channel),
         admin=manages(channel, author),
         roles=role_ids(author),
+        locale=locale,
     )
 
 
@@ -234,6 +247,7 @@ def to_click(interaction: discord.Interaction) -> Click | None:
         event_id=str(interaction.id),
         roles=role_ids(interaction.user),
         adult=adult(channel),
+        locale=locale_of(interaction),
     )
 
 
@@ -365,7 +379,8 @@ class DiscordReply:
                 log.info("discord: could not remove the thinking response: %s", exc.status)
             return
         try:
-            await self._interaction.edit_original_response(content=f"Answering in <#{key.thread}>")
+            answering = _("Answering in {thread}").format(thread=f"<#{key.thread}>")
+            await self._interaction.edit_original_response(content=answering)
         except discord.HTTPException as exc:
             log.warning("discord: could not point at the thread: %s", exc.status)
 

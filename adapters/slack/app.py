@@ -13,10 +13,13 @@ implements the `Platform` port.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import re
+import time
 from typing import Any
 
 import aiohttp
@@ -44,6 +47,7 @@ from bot.config import Settings
 from bot.core import Core
 from bot.errors import PlatformError, PlatformRefused
 from bot.http import HttpServer
+from bot.i18n import N_, _
 from bot.models import ChannelKey, CommandName, Form, Inbound, ThreadKey, View
 from bot.tasks import BackgroundTasks
 
@@ -51,6 +55,9 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 NAME_CACHE = 1000  # display names remembered for mentions
+LOCALE_CACHE = 10_000  # people whose language (users.info `locale`) is remembered
+LOCALE_TTL = 3600.0  # seconds a person's language is remembered (they may change it)
+LOCALE_WAIT = 1.0  # the longest a look-up may hold a command's ack (due within 3 s)
 
 
 class SlackBot:
@@ -84,6 +91,7 @@ class SlackBot:
         self.events_seen = 0
         self._name_cache: dict[str, str] = {}
         self.groups = UserGroups(self.client, ttl=settings.access_roles_cache_seconds)
+        self._locales: dict[str, tuple[str | None, float]] = {}  # user -> (locale, when)
         secret = settings.slack_signing_secret
         self.app = AsyncApp(
             client=self.client,
@@ -141,7 +149,7 @@ class SlackBot:
 
     # --- the Platform port --------------------------------------------------------------
 
-    admins = "workspace admins and owners"
+    admins = N_("workspace admins and owners")
 
     @property
     def name(self) -> str:
@@ -170,7 +178,7 @@ class SlackBot:
 
     async def open_thread(self, channel: ChannelKey, *, root: View, title: str) -> ThreadKey:
         """A root message in the channel; its thread is the new conversation."""
-        text, _ = render(root)
+        text, _blocks = render(root)
         try:
             await self.limiter.before_post(channel.channel)
             with slack_errors():
@@ -179,7 +187,9 @@ class SlackBot:
                 )
         except PlatformError as err:
             raise PlatformRefused(
-                f"I can't post in this channel ({err.code}). Invite me with `/invite @eachsense`.",
+                _(
+                    "I can't post in this channel ({code}). Invite me with `/invite @eachsense`."
+                ).format(code=err.code),
                 detail=err.detail,
                 code=err.code,
             ) from err
@@ -229,8 +239,10 @@ class SlackBot:
         self._tasks.spawn(self.core.commands.handle(self, inbound), name=f"slack-{what}")
 
     async def _on_command(self, ack: Any, body: dict[str, Any]) -> None:
-        # no name look-ups here: the ack is due within 3 s (labels in the text still show)
-        command = commands.to_command(body, reply=self._reply(body))
+        # no name look-ups here: the ack is due within 3 s (labels in the text still show);
+        # the person's language is (cached, and bounded by LOCALE_WAIT): a refusal is in it
+        locale = await self._locale(str(body.get("user_id") or ""))
+        command = commands.to_command(body, reply=self._reply(body), locale=locale)
         if command is None:
             await ack()
             return
@@ -250,13 +262,15 @@ class SlackBot:
             body, event, bot_user_id=self.bot_user_id, names=names, token=self._token
         )
         if message is not None:
-            self._handle(message, "message")
+            locale = await self._locale(message.user_id)
+            self._handle(dataclasses.replace(message, locale=locale), "message")
 
     async def _on_button(self, ack: Any, body: dict[str, Any]) -> None:
         await ack()
         place = commands.thread_of_action(body)
         reply = self._reply(body, place=place)
-        click = commands.to_click(body, reply=reply)
+        locale = await self._locale(str((body.get("user") or {}).get("id") or ""))
+        click = commands.to_click(body, reply=reply, locale=locale)
         if click is not None:
             self._handle(click, "click")
 
@@ -321,6 +335,29 @@ class SlackBot:
                 self._name_cache[user_id] = str(name)
             names[user_id] = str(name)
         return names
+
+    async def _locale(self, user_id: str) -> str | None:
+        """The person's Slack language (`users.info` with `include_locale`: `fr-FR`),
+        remembered for LOCALE_TTL; None when Slack does not say within LOCALE_WAIT (then
+        the core uses BOT_LANGUAGE, else English)."""
+        if not user_id:
+            return None
+        cached = self._locales.get(user_id)
+        if cached is not None and time.monotonic() - cached[1] < LOCALE_TTL:
+            return cached[0]
+        try:
+            async with asyncio.timeout(LOCALE_WAIT):
+                with slack_errors():
+                    answer = await self.client.users_info(user=user_id, include_locale=True)
+        except (PlatformError, TimeoutError) as err:
+            log.info("users.info for a locale failed: %s", getattr(err, "code", "timeout"))
+            return cached[0] if cached is not None else None
+        locale = (answer.get("user") or {}).get("locale")
+        found = str(locale) if locale else None
+        if user_id not in self._locales and len(self._locales) >= LOCALE_CACHE:
+            self._locales.pop(next(iter(self._locales)))
+        self._locales[user_id] = (found, time.monotonic())
+        return found
 
     def _reply(self, body: dict[str, Any], *, place: tuple[Any, Any] | None = None) -> SlackReply:
         """The payload's reply: its `response_url`, its `trigger_id` for a form, and the

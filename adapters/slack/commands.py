@@ -58,9 +58,14 @@ def team_of(body: dict[str, Any]) -> str:
 
 
 def to_command(
-    body: dict[str, Any], *, reply: Any, names: Mapping[str, str] | None = None
+    body: dict[str, Any],
+    *,
+    reply: Any,
+    names: Mapping[str, str] | None = None,
+    locale: str | None = None,
 ) -> Command | None:
-    """A slash command payload; None for a command that is not ours."""
+    """A slash command payload; None for a command that is not ours. Payloads carry no
+    language: `locale` is the person's (`users.info`), when known."""
     try:
         name = CommandName(str(body.get("command") or "").lstrip("/"))
     except ValueError:
@@ -73,6 +78,7 @@ def to_command(
         user_id=str(body.get("user_id") or ""),
         text=with_ids(raw) if name is CommandName.ADMIN else unescape(raw, names=names or {}),
         reply=reply,
+        locale=locale,
     )
 
 
@@ -132,7 +138,7 @@ def to_message(
     )
 
 
-def to_click(body: dict[str, Any], *, reply: Any) -> Click | None:
+def to_click(body: dict[str, Any], *, reply: Any, locale: str | None = None) -> Click | None:
     """A block action on one of our buttons, or None."""
     actions = body.get("actions") or []
     place = thread_of_action(body)
@@ -147,6 +153,7 @@ def to_click(body: dict[str, Any], *, reply: Any) -> Click | None:
         action=action,
         value=actions[0].get("value") or value,  # the full value (ids may be cut to fit)
         reply=reply,
+        locale=locale,
     )
 
 

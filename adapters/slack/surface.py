@@ -25,6 +25,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.ratelimit import SlackLimiter
 from bot.buttons import encode_button
 from bot.errors import BotError
+from bot.i18n import N_, _
 from bot.models import ButtonAction, MediaFile, SurfaceLimits, View
 from bot.render import split_text
 
@@ -42,6 +43,12 @@ _BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
 _STRIKE = re.compile(r"~~(.+?)~~", re.S)
 _LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)]+)\)")
 _HEADING = re.compile(r"^#{1,6}\s+(.+)$", re.M)
+_LINK_LINES = {
+    "image": N_("Generated image: {link}"),
+    "video": N_("Generated video: {link}"),
+    "audio": N_("Generated audio: {link}"),
+    "file": N_("Generated file: {link}"),
+}
 
 
 def escape(text: str) -> str:
@@ -104,7 +111,7 @@ def button_blocks(view: View) -> list[dict[str, Any]]:
 
 def link_text(url: str, *, kind: str, reason: str) -> str:
     safe = url.replace("&", "&amp;").replace("<", "%3C").replace(">", "%3E").replace("|", "%7C")
-    line = f"Generated {escape(kind)}: <{safe}>"
+    line = _(_LINK_LINES.get(kind, _LINK_LINES["file"])).format(link=f"<{safe}>")
     return f"{line}\n_{escape(reason)}_" if reason else line
 
 

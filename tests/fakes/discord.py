@@ -39,6 +39,13 @@ REST
   (their `app_permissions` say what is missing) [test_missing_permissions_is_403_50013,
   test_forbidden_channel_known_at_start_is_in_guild_create].
 - Files over the guild's upload limit get 413 / error 40005 [test_upload_over_limit_is_413].
+- Interactions carry the person's client language in `locale` (`slash(..., locale="fr")`,
+  `click(..., locale=...)`; `en-US` by default) and the guild's in `guild_locale`
+  [test_interactions_carry_the_persons_locale].
+- Commands registered with PUT `/applications/{id}[/guilds/{id}]/commands` are validated like
+  Discord's: `name_localizations` / `description_localizations` (on commands and options) may
+  only use Discord's locale codes (`fr`, `ja`, `en-US`; never `fr-FR`), and a description is 1
+  to 100 characters in every language, or 400 code 50035 [test_command_localizations_are_checked].
 - `pings()` tells which sent messages would have notified someone (mentions not disabled).
 - Modals (callback type 9): the modal is validated like Discord's form validation (a title of
   1–45 characters, a `custom_id` of at most 100, 1–5 components, each an action row holding one
@@ -164,6 +171,12 @@ MAX_BUTTON_LABEL = 80
 MAX_MODAL_TITLE = 45
 MAX_INPUT_LABEL = 45
 MAX_INPUT_LENGTH = 4000
+MAX_COMMAND_DESCRIPTION = 100
+# The locales Discord knows (what `*_localizations` keys and an interaction's `locale` may be)
+DISCORD_LOCALES = frozenset(
+    "id da de en-GB en-US es-ES es-419 fr hr it lt hu nl no pl pt-BR ro fi sv-SE vi tr cs el "
+    "bg ru uk hi th zh-CN ja zh-TW ko".split()
+)
 
 # The bucket hashes discord.py keys its rate limits by (one per route, as on Discord)
 EDIT_BUCKET = "f4ke0ed17bucket0"
@@ -790,12 +803,14 @@ class FakeDiscord(SurfacesMixin):
         channel_id: str | None = None,
         attachment_size_limit: int | None = None,
         user_install: bool = False,
+        locale: str = "en-US",
         attachments: dict[str, tuple[str, bytes, str | None]] | None = None,
     ) -> FakeInteraction:
         """A person runs `/name` with options: strings (type 3), booleans (type 5), and
         `attachments` (`{option: (filename, bytes, content type)}`, type 11, with the
         attachments in `resolved` as Discord sends them); in a DM, a group DM or a foreign
-        server as `channel_id` says; `user_install`: through their own install."""
+        server as `channel_id` says; `user_install`: through their own install; the
+        person's Discord client in `locale`."""
         opts: list[dict[str, Any]] = []
         for key, value in (options or {}).items():
             kind = 5 if isinstance(value, bool) else 4 if isinstance(value, int) else 3
@@ -814,6 +829,7 @@ class FakeDiscord(SurfacesMixin):
             channel_id=channel_id,
             size_limit=attachment_size_limit,
             user_install=user_install,
+            locale=locale,
         )
 
     async def message_command(
@@ -874,6 +890,7 @@ class FakeDiscord(SurfacesMixin):
         message_id: str,
         user_id: str | None = None,
         user_install: bool = False,
+        locale: str = "en-US",
     ) -> Any:
         """A person clicks a button (`custom_id`) on a message."""
         message = self.messages[message_id]
@@ -885,6 +902,7 @@ class FakeDiscord(SurfacesMixin):
             channel_id=message["channel_id"],
             message=message,
             user_install=user_install,
+            locale=locale,
         )
 
     async def _interaction(
@@ -897,7 +915,10 @@ class FakeDiscord(SurfacesMixin):
         message: dict[str, Any] | None = None,
         size_limit: int | None = None,
         user_install: bool = False,
+        locale: str = "en-US",
     ) -> FakeInteraction:
+        if locale not in DISCORD_LOCALES:
+            raise ValueError(f"Discord has no locale {locale!r}")
         uid = user_id or self.user_id
         cid = channel_id or self.channel_id
         inter = FakeInteraction(
@@ -925,7 +946,7 @@ class FakeDiscord(SurfacesMixin):
             "member": {**self.member(uid), "permissions": str(self.permissions_of(uid))},
             "data": data,
             "app_permissions": str(self.bot_permissions_in(cid)),
-            "locale": "en-US",
+            "locale": locale,
             "guild_locale": "en-US",
             "attachment_size_limit": size_limit or self.upload_limit,
             "entitlements": [],
@@ -1743,6 +1764,9 @@ class FakeDiscord(SurfacesMixin):
         self, app: str, *rest: str, body: Any, files: list[FakeFile]
     ) -> web.Response:
         guild = rest[0] if rest else None
+        refused = self._invalid_commands(body or [])
+        if refused is not None:
+            return refused
         stored = []
         for command in body or []:
             item = {
@@ -1761,6 +1785,36 @@ class FakeDiscord(SurfacesMixin):
             stored.append(item)
         self.commands[guild] = stored
         return _json(stored)
+
+    def _invalid_commands(self, commands: list[dict[str, Any]]) -> web.Response | None:
+        """Discord's checks of a command list's languages: localization keys must be Discord
+        locales, descriptions 1 to 100 characters in each (400, 50035, nested `_errors`)."""
+        errors: dict[str, Any] = {}
+
+        def refuse(where: tuple[Any, ...], code: str, message: str) -> None:
+            node = errors
+            for key in where:
+                node = node.setdefault(str(key), {})
+            node.setdefault("_errors", []).append({"code": code, "message": message})
+
+        def check(where: tuple[Any, ...], item: dict[str, Any]) -> None:
+            for field_name in ("name_localizations", "description_localizations"):
+                for locale, text in (item.get(field_name) or {}).items():
+                    if locale not in DISCORD_LOCALES:
+                        refuse((*where, field_name, locale), "LOCALE_INVALID", "Invalid locale")
+                    elif field_name == "description_localizations" and not (
+                        isinstance(text, str) and 1 <= len(text) <= MAX_COMMAND_DESCRIPTION
+                    ):
+                        message = f"Must be between 1 and {MAX_COMMAND_DESCRIPTION} in length."
+                        refuse((*where, field_name, locale), "BASE_TYPE_BAD_LENGTH", message)
+
+        for n, command in enumerate(commands):
+            check((n,), command)
+            for o, option in enumerate(command.get("options") or []):
+                check((n, "options", o), option)
+        if not errors:
+            return None
+        return _json({"message": "Invalid Form Body", "code": 50035, "errors": errors}, status=400)
 
     async def _get_commands(
         self, app: str, *rest: str, body: Any, files: list[FakeFile]

@@ -23,7 +23,10 @@ the real slack_sdk / slack_bolt; the tests are named in brackets, Web API ones i
 - the three-step external upload (`files.getUploadURLExternal` → raw POST to the returned
   URL → `files.completeUploadExternal`), storing the uploaded bytes
   [test_files_upload_v2_stores_the_bytes]; the `chat.*Stream` methods
-  [test_native_stream_methods].
+  [test_native_stream_methods];
+- `users.info` answers a person's `locale` (`locales[user]`, else `default_locale`,
+  `en-US`) only when asked with `include_locale=true`, as Slack does
+  [test_users_info_gives_the_locale_only_when_asked].
 - user groups (`usergroups`, group id → member ids): `usergroups.users.list` answers
   `{ok, users: [...]}` as Slack does, `no_such_subteam` for an unknown group, and is Tier 2
   (20 a minute per workspace) like Slack, so a bot that looks up groups per message is
@@ -111,7 +114,7 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -302,6 +305,7 @@ class FakeSlack(SurfacesMixin):
         app_id: str = "A0APP",
         admins: Iterable[str] = (),
         usergroups: dict[str, Iterable[str]] | None = None,
+        locales: Mapping[str, str] | None = None,
         limits: bool = True,
         method_limits: dict[str, Rule] | None = None,
         channel_post_limit: Rule | None = _SLACK_LIKE,
@@ -323,6 +327,9 @@ class FakeSlack(SurfacesMixin):
         self.usergroups: dict[str, list[str]] = {
             group: list(members) for group, members in (usergroups or {}).items()
         }
+        # what `users.info` says with `include_locale`: a person's Slack language
+        self.locales: dict[str, str] = dict(locales or {})
+        self.default_locale = "en-US"
         default_methods, default_post = slack_like_limits() if limits else ({}, None)
         self.method_limits: dict[str, Rule] = dict(
             default_methods if method_limits is None else method_limits
@@ -1212,18 +1219,19 @@ class FakeSlack(SurfacesMixin):
         if not user:
             return {"ok": False, "error": "user_not_found"}
         admin = user in self.admins
-        return {
-            "ok": True,
-            "user": {
-                "id": user,
-                "team_id": self.team_id,
-                "name": str(user).lower(),
-                "is_bot": False,
-                "is_admin": admin,
-                "is_owner": False,
-                "is_primary_owner": False,
-            },
+        info: dict[str, Any] = {
+            "id": user,
+            "team_id": self.team_id,
+            "name": str(user).lower(),
+            "is_bot": False,
+            "is_admin": admin,
+            "is_owner": False,
+            "is_primary_owner": False,
         }
+        # Slack sends `locale` only to a caller that asks (slack_sdk sends a bool as "1")
+        if str(params.get("include_locale", "")).lower() in ("1", "true"):
+            info["locale"] = self.locales.get(str(user), self.default_locale)
+        return {"ok": True, "user": info}
 
     def _m_usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
         group = params.get("usergroup")
