@@ -12,6 +12,7 @@ sentence are the core's; this module implements the `Platform` port.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from typing import Any
@@ -20,12 +21,11 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import commands
 from adapters.slack.errors import slack_errors
-from adapters.slack.ratelimit import SlackLimiter
+from adapters.slack.ratelimit import PacedRetryHandler, SlackLimiter
 from adapters.slack.surface import SlackSurface, StreamingSwitch, render, to_mrkdwn
 from bot.config import Settings
 from bot.core import Core
@@ -63,7 +63,8 @@ class SlackBot:
             base_url=settings.slack_api_url,
             session=core.session,
         )
-        self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+        # 429s of the methods our budgets pace go back to them; the rest are waited out here
+        self.client.retry_handlers.append(PacedRetryHandler(max_retry_count=3))
         secret = settings.slack_signing_secret
         self.app = AsyncApp(
             client=self.client,
@@ -137,12 +138,16 @@ class SlackBot:
     async def open_thread(self, channel: ChannelKey, *, root: View, title: str) -> ThreadKey:
         """A root message in the channel; its thread is the new conversation."""
         text, _ = render(root)
+        post = functools.partial(
+            self.client.chat_postMessage,
+            channel=channel.channel,
+            text=text,
+            link_names=False,
+            unfurl_links=False,
+        )
         try:
-            await self.limiter.before_post(channel.channel)
             with slack_errors():
-                posted = await self.client.chat_postMessage(
-                    channel=channel.channel, text=text, link_names=False, unfurl_links=False
-                )
+                posted = await self.limiter.post(channel.channel, post)
         except PlatformError as err:
             raise PlatformRefused(
                 f"I can't post in this channel ({err.code}). Invite me with `/invite @eachsense`.",
