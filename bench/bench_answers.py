@@ -22,6 +22,8 @@ have seen, in order):
   messages got no write at all (no post, edit or stream call).
 - `exact`: the conversation ends showing exactly the answer.
 - `429`: how many calls the platform answered 429 during the run.
+- `start`: from the command to the first delta (the time a conversation waited to begin: on
+  Discord, answers start only while the bot's global budget can keep every live one fresh).
 Medians and p99s are over every conversation of every run of a scenario (3 runs each);
 `*_ratio` is ours over the baseline's.
 
@@ -43,6 +45,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import math
 import os
 import random
 import subprocess
@@ -141,6 +144,7 @@ class Script:
     seconds: float
     first: float | None = None  # time.monotonic() of the first delta written
     last: float | None = None
+    sent: float | None = None  # when the conversation's command was sent
 
 
 def make_script(scenario: Scenario, run: int, index: int) -> Script:
@@ -207,15 +211,18 @@ class Write:
 @dataclass
 class Verdict:
     exact: bool
-    done: float  # seconds from the last delta (see the module docstring)
+    done: float | None  # seconds from the last delta (see the module docstring); None: never
     blind: float
     writes: int
     messages: int
+    start: float | None = None  # seconds from the command to the first delta
 
 
 def judge(writes: Sequence[Write], script: Script) -> Verdict:
     """Replay the writes in order and find when the thread showed exactly the answer."""
     assert script.first is not None and script.last is not None
+    if not writes:
+        return Verdict(False, None, RUN_DEADLINE, 0, 0)
     state: dict[str, str] = {}
     order: list[str] = []
     done_at: float | None = None
@@ -230,11 +237,13 @@ def judge(writes: Sequence[Write], script: Script) -> Verdict:
         elif done_at is None:
             done_at = write.at
     exact = done_at is not None
-    end = done_at if done_at is not None else (writes[-1].at if writes else script.last)
+    end = done_at if done_at is not None else max(w.at for w in writes)
     times = [w.at for w in writes if script.first < w.at <= end]
     edges = [script.first, *times, end]
     blind = max((b - a for a, b in itertools.pairwise(edges)), default=0.0)
-    return Verdict(exact, end - script.last, blind, len(writes), len(order))
+    done = end - script.last if exact else None
+    start = script.first - script.sent if script.sent is not None else None
+    return Verdict(exact, done, blind, len(writes), len(order), start)
 
 
 def slack_answer_text(blocks: Any, text: str) -> str:
@@ -407,7 +416,7 @@ def bot_env(folder: Path, tree: Path, sim: Simulator, **settings: str) -> dict[s
         eachsense_max_retries="0",
         eachsense_idle_timeout="120",
         max_concurrent_turns="5000",
-        max_turns_per_user="50",
+        max_turns_per_user="5000",
         shutdown_grace="0",
         log_level="INFO",
         http_host="127.0.0.1",
@@ -432,10 +441,14 @@ class Outcome:
 
 
 def figures_of(outcome: Outcome, prefix: str) -> dict[str, Any]:
+    """Figures over every conversation; `done` over those that got there (`exact` says how
+    many did: the others never showed exactly the answer)."""
     v = outcome.verdicts
+    done = [x.done for x in v if x.done is not None]
+    starts = [x.start for x in v if x.start is not None]
     return {
-        f"{prefix}_done_p50_s": round(median(x.done for x in v), 3),
-        f"{prefix}_done_p99_s": round(percentile([x.done for x in v], 99), 3),
+        f"{prefix}_done_p50_s": round(median(done), 3),
+        f"{prefix}_done_p99_s": round(percentile(done, 99), 3),
         f"{prefix}_blind_max_s": round(max((x.blind for x in v), default=0.0), 3),
         f"{prefix}_blind_p50_s": round(median(x.blind for x in v), 3),
         f"{prefix}_exact": sum(x.exact for x in v),
@@ -443,6 +456,8 @@ def figures_of(outcome: Outcome, prefix: str) -> dict[str, Any]:
         f"{prefix}_429": outcome.limited,
         f"{prefix}_messages_p50": median(x.messages for x in v),
         f"{prefix}_writes_p50": median(x.writes for x in v),
+        f"{prefix}_start_p50_s": round(median(starts), 3),
+        f"{prefix}_start_max_s": round(max(starts, default=math.nan), 3),
     }
 
 
@@ -478,6 +493,7 @@ async def slack_run(
     async with aiohttp.ClientSession() as http:
 
         async def sense(i: int) -> None:
+            scripts[i].sent = time.monotonic()
             body, headers = signed_command(
                 f"answer:{tag}{run}-{i}",
                 channel=channels[i],
@@ -503,7 +519,7 @@ async def slack_run(
     for channel, script in zip(channels, scripts, strict=True):
         roots = slack.top_level(channel)
         if not roots or script.last is None:
-            outcome.verdicts.append(Verdict(False, RUN_DEADLINE, RUN_DEADLINE, 0, 0))
+            outcome.verdicts.append(Verdict(False, None, RUN_DEADLINE, 0, 0))
             continue
         outcome.verdicts.append(judge(slack_writes(slack, channel, roots[0].ts), script))
     return outcome
@@ -562,6 +578,8 @@ async def discord_run(
     for i, script in enumerate(scripts):
         sim.scripts[f"{tag}{run}-{i}"] = script
     limited_before = fake.rate_limited
+    for script in scripts:
+        script.sent = time.monotonic()
     inters = await asyncio.gather(
         *(
             fake.slash("sense", {"prompt": f"answer:{tag}{run}-{i}"}, channel_id=channels[i])
@@ -582,7 +600,7 @@ async def discord_run(
     for inter, script in zip(inters, scripts, strict=True):
         thread = _thread_of(fake, inter.token)
         if thread is None or script.last is None:
-            outcome.verdicts.append(Verdict(False, RUN_DEADLINE, RUN_DEADLINE, 0, 0))
+            outcome.verdicts.append(Verdict(False, None, RUN_DEADLINE, 0, 0))
             continue
         outcome.verdicts.append(judge(discord_writes(fake, thread), script))
     return outcome

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import discord
@@ -22,8 +23,18 @@ from discord import app_commands
 from adapters.discord.commands import register_commands
 from adapters.discord.endpoints import use_endpoints
 from adapters.discord.errors import discord_errors
-from adapters.discord.ratelimit import ChannelLimiter, paid, route_through
-from adapters.discord.surface import DEFAULT_UPLOAD_LIMIT, DiscordSurface
+from adapters.discord.ratelimit import (
+    LIVE_SHARE,
+    LOW_SHARE,
+    RESERVE,
+    ChannelLimiter,
+    StreamGate,
+    opening,
+    opening_since,
+    paid,
+    route_through,
+)
+from adapters.discord.surface import DEFAULT_UPLOAD_LIMIT, MIN_EDIT_INTERVAL, DiscordSurface
 from adapters.discord.translate import PLATFORM, to_click, to_command, to_message
 from adapters.discord.views import content_of
 from bot.config import Settings
@@ -80,7 +91,13 @@ class DiscordBot:
         )
         self.tree = app_commands.CommandTree(self.client)
         register_commands(self.tree, self)
-        self.limiter = ChannelLimiter()
+        self.limiter = ChannelLimiter(reserve=RESERVE, low_share=LOW_SHARE)
+        # live answers start while the global budget can keep every streaming one fresh
+        self.streams = StreamGate(
+            budget=self.limiter.global_rate / self.limiter.global_per * LIVE_SHARE,
+            per_stream=1 / MIN_EDIT_INTERVAL,
+            load=self.limiter.live_rate,
+        )
         # Every REST call discord.py makes for this bot counts against Discord's global limit.
         route_through(self.client.http, self.limiter)
         self._tasks = BackgroundTasks("discord")
@@ -150,7 +167,11 @@ class DiscordBot:
             guild = self.client.get_guild(int(key.workspace))
             upload_limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
         return DiscordSurface(
-            client=self.client, key=key, limiter=self.limiter, upload_limit=upload_limit
+            client=self.client,
+            key=key,
+            limiter=self.limiter,
+            upload_limit=upload_limit,
+            gate=self.streams,
         )
 
     async def open_thread(self, channel: ChannelKey, *, root: View, title: str) -> ThreadKey:
@@ -162,13 +183,14 @@ class DiscordBot:
         if not isinstance(parent, discord.TextChannel):
             raise PlatformRefused(NO_THREAD, detail=f"channel {channel.channel} not cached")
         try:
-            await self.limiter.acquire(str(parent.id))
-            with discord_errors(), paid():
-                message = await parent.send(content_of(root), allowed_mentions=NO_MENTIONS)
-            with discord_errors():
-                thread = await parent.create_thread(
-                    name=title, message=message, auto_archive_duration=1440
-                )
+            with opening(time.monotonic()):
+                await self.limiter.acquire(str(parent.id), start=True, since=opening_since())
+                with discord_errors(), paid():
+                    message = await parent.send(content_of(root), allowed_mentions=NO_MENTIONS)
+                with discord_errors():
+                    thread = await parent.create_thread(
+                        name=title, message=message, auto_archive_duration=1440
+                    )
         except PlatformError as err:
             raise PlatformRefused(NO_THREAD, detail=err.detail, code=err.code) from err
         return ThreadKey(PLATFORM, channel.workspace, channel.channel, str(thread.id))

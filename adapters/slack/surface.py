@@ -18,8 +18,8 @@ whose texts joined are exactly the answer; the status line and buttons stay on t
 them while the answer streams and move to the last with the final edit (the first one is then
 tidied up on `chat.update`'s budget, at the lowest priority). A continuation is only posted
 while the message is the newest one this surface posted in the thread (never after a later
-page or file, which would put text out of order) and only when its new text extends what is
-shown.
+page or file, which would put text out of order) and only when its new text extends both what
+is shown and what was asked for before (an answer growing, not a text being replaced).
 """
 
 from __future__ import annotations
@@ -154,6 +154,7 @@ class _Message:
     wanted: View  # the newest view asked for
     written_at: float  # when it was last written (the limiter's clock)
     closed: bool = False  # its final edit was asked for
+    growing: bool = True  # the newest view's text extends the one asked for before it
 
     def shown_text(self) -> str | None:
         if any(part.shown is None for part in self.parts):
@@ -272,6 +273,7 @@ class SlackSurface:
         if message is None:  # not posted by this surface: one part, content unknown
             message = _Message([_Part(message_id, 0, None)], view, self._limiter.clock())
             self._messages[message_id] = message
+        message.growing = view.text.startswith(message.wanted.text)
         message.wanted = view
         key = f"{self.channel}:{message_id}"
         edits = self._limiter.edits
@@ -360,6 +362,8 @@ class SlackSurface:
         shown = message.shown_text()
         view = message.wanted
         if shown is None or len(message.parts) >= MAX_PARTS or not view.text.startswith(shown):
+            return math.inf
+        if not message.growing:  # the text was replaced, not extended: not an answer growing
             return math.inf
         rest = view.text[len(shown) :]
         if not message.closed and not rest.strip():
