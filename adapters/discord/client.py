@@ -46,6 +46,7 @@ from bot.tasks import BackgroundTasks
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 60.0
+GUILD_POLL = 0.005  # seconds between looks at which guilds have arrived, while starting
 NO_MENTIONS = discord.AllowedMentions.none()
 
 # View Channels, Send Messages, Send Messages in Threads, Create Public Threads, Embed Links,
@@ -109,10 +110,18 @@ class DiscordBot:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Log in, connect in the background and return once the Gateway is READY."""
+        """Log in, connect in the background and return once every guild the Gateway listed
+        in READY has arrived (its GUILD_CREATE), without waiting out discord.py's
+        `guild_ready_timeout` (2 s of quiet after the last one) when nothing else will come."""
         await self._login()
+        connected = asyncio.Event()
+
+        async def on_connect() -> None:
+            connected.set()
+
+        self.client.on_connect = on_connect  # type: ignore[attr-defined]
         self._connection = asyncio.create_task(self.client.connect(), name="discord-gateway")
-        ready = asyncio.create_task(self.client.wait_until_ready())
+        ready = asyncio.create_task(self._guilds_arrived(connected))
         done, _ = await asyncio.wait(
             {ready, self._connection}, timeout=READY_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
         )
@@ -122,6 +131,21 @@ class DiscordBot:
                 await self._connection  # raises why the connection ended
             raise TimeoutError("Discord did not become ready in time")
         log.info("discord: ready as %s in %d guilds", self.client.user, len(self.client.guilds))
+
+    async def _guilds_arrived(self, connected: asyncio.Event) -> None:
+        """READY lists the session's guilds (as unavailable); each then arrives in a
+        GUILD_CREATE. Done when all of them have, or when discord.py says it is ready."""
+        waiting = asyncio.ensure_future(self.client.wait_until_ready())
+        listed = asyncio.ensure_future(connected.wait())
+        try:
+            await asyncio.wait({waiting, listed}, return_when=asyncio.FIRST_COMPLETED)
+            while not waiting.done():
+                if all(not guild.unavailable for guild in self.client.guilds):
+                    return
+                await asyncio.wait({waiting}, timeout=GUILD_POLL)
+        finally:
+            waiting.cancel()
+            listed.cancel()
 
     async def _login(self) -> None:
         if self.client.application_id is not None:
