@@ -26,6 +26,7 @@ MODULES = (
     "bench_client",
     "bench_pipeline",
     "bench_discord",
+    "bench_answers",
     "bench_memory",
     "bench_startup",
     "bench_store",

@@ -230,8 +230,14 @@ class Workspace:
         ]
 
     def final_update(self, channel: str) -> Call | None:
-        """The edit that put a turn's footer on its answer, if it arrived."""
-        for call in reversed(self.updates(channel)):
+        """The write that put a turn's footer on its answer, if it arrived: an edit, or a
+        post when the answer's last part went out as a continuation."""
+        writes = self.updates(channel) + [
+            c
+            for c in self.slack.calls_to("chat.postMessage", ok=True)
+            if c.params.get("channel") == channel and c.params.get("thread_ts")
+        ]
+        for call in sorted(writes, key=lambda c: c.at, reverse=True):
             if "Done" in str(call.params.get("blocks", "")):
                 return call
         return None
@@ -439,7 +445,10 @@ class FinalsSlack(FakeSlack):
     def _answer(
         self, method: str, params: dict[str, Any], now: float, body: dict[str, Any]
     ) -> web.Response:
-        if method == "chat.update" and body["ok"] and "Done" in str(params.get("blocks", "")):
+        final = method == "chat.update" or (
+            method == "chat.postMessage" and bool(params.get("thread_ts"))
+        )
+        if final and body["ok"] and "Done" in str(params.get("blocks", "")):
             self.finals.setdefault(str(params.get("channel")), now)
             self.changed.set()
         return super()._answer(method, params, now, body)

@@ -211,7 +211,9 @@ async def test_two_replicas_share_one_database_and_lose_nothing(
         within=30,
     )
     assert "✅" in progress.all_text
-    outputs = [f for f in slack.files.values() if f.thread_ts == job_root]
+    outputs = await slack.wait_for(  # the output follows the final edit of the progress
+        lambda: [f for f in slack.files.values() if f.thread_ts == job_root], what="output"
+    )
     assert len(outputs) == 1
 
     # SIGTERM of B mid-turn: the thread gets the interrupted final edit, B exits cleanly

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import discord
@@ -32,8 +33,18 @@ from adapters.discord.dms import DMSurface, InteractionSurface, Places
 from adapters.discord.endpoints import use_endpoints
 from adapters.discord.errors import discord_errors
 from adapters.discord.i18n import CatalogTranslator
-from adapters.discord.ratelimit import ChannelLimiter, paid, route_through
-from adapters.discord.surface import DEFAULT_UPLOAD_LIMIT, DiscordSurface
+from adapters.discord.ratelimit import (
+    LIVE_SHARE,
+    LOW_SHARE,
+    RESERVE,
+    ChannelLimiter,
+    StreamGate,
+    opening,
+    opening_since,
+    paid,
+    route_through,
+)
+from adapters.discord.surface import DEFAULT_UPLOAD_LIMIT, MIN_EDIT_INTERVAL, DiscordSurface
 from adapters.discord.translate import (
     PLATFORM,
     is_dm,
@@ -61,6 +72,7 @@ READY_TIMEOUT = 60.0
 DEFERRED_PUBLICLY = (CommandName.SENSE, CommandName.PREDICT, CommandName.WORKFLOW)
 DEFERRED_PRIVATELY = (CommandName.USAGE, CommandName.ADMIN)
 LOCALE_CACHE = 10_000  # people whose interaction locale is remembered for their messages
+GUILD_POLL = 0.005  # seconds between looks at which guilds have arrived, while starting
 NO_MENTIONS = discord.AllowedMentions.none()
 
 # View Channels, Send Messages, Send Messages in Threads, Create Public Threads, Embed Links,
@@ -120,7 +132,13 @@ class DiscordBot:
         self.client = client_for(settings, **client_options)
         self.tree = app_commands.CommandTree(self.client)
         register_commands(self.tree, self)
-        self.limiter = ChannelLimiter()
+        self.limiter = ChannelLimiter(reserve=RESERVE, low_share=LOW_SHARE)
+        # live answers start while the global budget can keep every streaming one fresh
+        self.streams = StreamGate(
+            budget=self.limiter.global_rate / self.limiter.global_per * LIVE_SHARE,
+            per_stream=1 / MIN_EDIT_INTERVAL,
+            load=self.limiter.live_rate,
+        )
         # Every REST call discord.py makes for this bot counts against Discord's global limit.
         route_through(self.client.http, self.limiter)
         self._tasks = BackgroundTasks("discord")
@@ -135,10 +153,22 @@ class DiscordBot:
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Log in, connect in the background and return once the Gateway is READY."""
+        """Log in, connect in the background and return once every guild the Gateway listed
+        in READY has arrived (its GUILD_CREATE), without waiting out discord.py's
+        `guild_ready_timeout` (2 s of quiet after the last one) when nothing else will come."""
         await self._login()
+        connected = asyncio.Event()
+
+        async def on_connect() -> None:
+            connected.set()
+
+        self.client.on_connect = on_connect  # type: ignore[attr-defined]
         self._connection = asyncio.create_task(self.client.connect(), name="discord-gateway")
-        ready = asyncio.create_task(self.client.wait_until_ready())
+        if isinstance(self.client, discord.AutoShardedClient):
+            # every shard must be up: discord.py's own ready waits for all of them
+            ready = asyncio.create_task(self.client.wait_until_ready())
+        else:
+            ready = asyncio.create_task(self._guilds_arrived(connected))
         done, _ = await asyncio.wait(
             {ready, self._connection}, timeout=READY_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
         )
@@ -148,6 +178,21 @@ class DiscordBot:
                 await self._connection  # raises why the connection ended
             raise TimeoutError("Discord did not become ready in time")
         log.info("discord: ready as %s in %d guilds", self.client.user, len(self.client.guilds))
+
+    async def _guilds_arrived(self, connected: asyncio.Event) -> None:
+        """READY lists the session's guilds (as unavailable); each then arrives in a
+        GUILD_CREATE. Done when all of them have, or when discord.py says it is ready."""
+        waiting = asyncio.ensure_future(self.client.wait_until_ready())
+        listed = asyncio.ensure_future(connected.wait())
+        try:
+            await asyncio.wait({waiting, listed}, return_when=asyncio.FIRST_COMPLETED)
+            while not waiting.done():
+                if all(not guild.unavailable for guild in self.client.guilds):
+                    return
+                await asyncio.wait({waiting}, timeout=GUILD_POLL)
+        finally:
+            waiting.cancel()
+            listed.cancel()
 
     async def _login(self) -> None:
         if self.client.application_id is not None:
@@ -207,7 +252,11 @@ class DiscordBot:
             guild = self.client.get_guild(int(key.workspace))
             upload_limit = guild.filesize_limit if guild is not None else DEFAULT_UPLOAD_LIMIT
         return DiscordSurface(
-            client=self.client, key=key, limiter=self.limiter, upload_limit=upload_limit
+            client=self.client,
+            key=key,
+            limiter=self.limiter,
+            upload_limit=upload_limit,
+            gate=self.streams,
         )
 
     async def open_thread(self, channel: ChannelKey, *, root: View, title: str) -> ThreadKey:
@@ -219,13 +268,14 @@ class DiscordBot:
         if not isinstance(parent, discord.TextChannel):
             raise PlatformRefused(_(NO_THREAD), detail=f"channel {channel.channel} not cached")
         try:
-            await self.limiter.acquire(str(parent.id))
-            with discord_errors(), paid():
-                message = await parent.send(content_of(root), allowed_mentions=NO_MENTIONS)
-            with discord_errors():
-                thread = await parent.create_thread(
-                    name=title, message=message, auto_archive_duration=1440
-                )
+            with opening(time.monotonic()):
+                await self.limiter.acquire(str(parent.id), start=True, since=opening_since())
+                with discord_errors(), paid():
+                    message = await parent.send(content_of(root), allowed_mentions=NO_MENTIONS)
+                with discord_errors():
+                    thread = await parent.create_thread(
+                        name=title, message=message, auto_archive_duration=1440
+                    )
         except PlatformError as err:
             raise PlatformRefused(_(NO_THREAD), detail=err.detail, code=err.code) from err
         return ThreadKey(PLATFORM, channel.workspace, channel.channel, str(thread.id))

@@ -15,16 +15,27 @@ the bot makes. So every request takes a slot here first:
 The global window also caps bursts (`global_burst` per `global_burst_per`), so requests
 leave evenly through the second rather than all at its start.
 
-Waiters are served in order of (priority, arrival): a turn's final edit before live edits,
-otherwise first come first served across all channels, so under global contention every
-live message just updates less often (the surface makes a waiting edit send the newest text).
+Waiters are served in order of (priority, since, arrival): a turn's final edit before live
+edits, otherwise the thread that has gone longest without a write first (`since`, the time of
+its last write; a request without one counts from its arrival), across all channels. So under
+global contention every live message just updates less often (the surface makes a waiting
+edit send the newest text), and threads that stream in step keep a steady order among
+themselves instead of a new shuffle every round: each one's writes stay evenly spaced.
+
+Discord keeps its per-channel limits per route: creating messages and editing them are two
+buckets (`POST /channels/{id}/messages` and `PATCH .../messages/{id}`), each about 5 per 5 s.
+So a channel has a window per kind (`kind="post"` or `"edit"`), and in each `reserve` slots
+are kept for urgent requests: a live answer that fills its window with page turns or edits
+still leaves room for the final edit (and the page it may post), which then never waits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
@@ -38,39 +49,119 @@ if TYPE_CHECKING:
 DISCORD_RATE = 5
 DISCORD_PER = 5.0
 # Our clock starts a slot when we send, Discord's when the request arrives: a little slack
-# keeps jitter on the wire from squeezing six requests into Discord's window.
-SAFETY = 0.35
+# keeps jitter on the wire from squeezing six requests into Discord's window (and only urgent
+# requests may take a window's fifth slot, so live traffic alone stays at four).
+SAFETY = 0.2
 # Discord allows 50 requests/s per bot. We take 45 per 1.1 s: the 5 spare and the 0.1 s keep
 # arrival jitter (our event loop, the network) from putting 51 inside Discord's second.
 GLOBAL_RATE = 45
 GLOBAL_PER = 1.0
 GLOBAL_SAFETY = 0.1
-# ...and no more than 5 of them within 0.1 s. Without it the window refills in bursts of 45 a
-# second apart, and a burst that reaches Discord a little later than the next one (a busy
+# ...and no more than 10 of them within 0.1 s. Without it the window refills in bursts of 45
+# a second apart, and a burst that reaches Discord a little later than the next one (a busy
 # event loop, the network) puts more than 50 inside Discord's window. Spread out, the
-# requests arrive spread out.
-GLOBAL_BURST = 5
+# requests arrive spread out. (Ten, not fewer: threads that stream in step send their edits
+# together, and a tighter cap would hold the last of them back for a noticeable moment.)
+GLOBAL_BURST = 10
 GLOBAL_BURST_PER = 0.1
 EXEMPT_PREFIXES = ("/interactions/", "/webhooks/")  # not counted by Discord's global limit
+RESERVE = 1  # slots per channel window kept for urgent requests (the bot's setting)
+KINDS = ("post", "edit")
 PRUNE_AT = 1024  # channels remembered before idle ones are swept
-URGENT, NORMAL = 0, 1
+URGENT, NORMAL, START, TIDY = 0, 1, 2, 3
 
 # Set by `paid()`: the next REST call in this context already holds its slot.
 _PAID: ContextVar[bool] = ContextVar("discord_slot_paid", default=False)
+# Set by `opening()`: when the conversation whose requests these are came in.
+_SINCE: ContextVar[float | None] = ContextVar("discord_conversation_since", default=None)
+
+
+LIVE_SHARE = 0.5  # of the global budget that live answers' edits may count on
+LOW_SHARE = 0.3  # of the global window that `start` and `tidy` requests may always fill
+LIVE_ROOM = 1.25  # × what live answers used lately: the room `start`/`tidy` must leave them,
+LIVE_FLOOR = LIVE_SHARE  # and never less than what answers may be let in to use at once,
+LOW_MARGIN = 5  # and these few slots more, for finals
+LIVE_WINDOW = 3.0  # seconds over which the live answers' write rate is measured
+WARMUP = 2.0  # seconds a just-started answer counts as streaming at full rate
+STALE = 120.0  # seconds without a write after which a live answer no longer counts
+ADMIT_POLL = 0.2  # seconds between checks while an answer waits to start
+
+
+class StreamGate:
+    """Live answers start only while the bot's global budget can keep them fresh.
+
+    Every live answer edits through Discord's global budget (50 requests a second per bot).
+    When more answers stream than it can serve, every one of them freezes for seconds at a
+    time; so an answer waits to *start* (its first message, and with it the each::sense
+    stream) while the live answers' writes (measured over the last few seconds, plus
+    `per_stream` for each answer started in the last `WARMUP` seconds) already take `budget`
+    writes a second. Answers that stream slowly (a long video job) cost what they use, not a
+    slot. Waiting answers start in arrival order."""
+
+    def __init__(
+        self,
+        *,
+        budget: float | None,
+        per_stream: float,
+        load: Callable[[], float],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        self.budget = budget
+        self.per_stream = per_stream
+        self._load = load
+        self._clock = clock
+        self._sleep = sleep
+        self._started: deque[float] = deque()  # when answers were let in, within WARMUP
+        self._queue: deque[asyncio.Future[None]] = deque()  # one per waiting answer
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    def _room(self) -> bool:
+        assert self.budget is not None
+        now = self._clock()
+        while self._started and now - self._started[0] >= WARMUP:
+            self._started.popleft()
+        expected = self._load() + self.per_stream * (len(self._started) + 1)
+        return expected <= self.budget or (not self._started and self._load() == 0)
+
+    async def begin(self) -> None:
+        """Wait until a new live answer may start."""
+        if self.budget is None:
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        try:
+            while self._queue[0] is not turn or not self._room():
+                if self._queue[0] is turn:
+                    await self._sleep(ADMIT_POLL)
+                else:  # the one ahead wakes us when it is let in
+                    await asyncio.shield(turn)
+                    turn = asyncio.get_running_loop().create_future()
+                    self._queue[0] = turn
+        finally:
+            self._queue.remove(turn)
+            if self._queue and not self._queue[0].done():
+                self._queue[0].set_result(None)  # the next one in line checks now
+        self._started.append(self._clock())
 
 
 @dataclass(order=True)
 class _Waiter:
     priority: int
+    since: float
     ticket: int
-    channel: str | None = field(compare=False)
+    channel: str | None = field(compare=False)  # the window's key: channel (and kind)
     granted: asyncio.Future[None] = field(compare=False)
 
 
 class ChannelLimiter:
-    """At most `rate` slots per `per` seconds in each channel and `global_rate` per
+    """At most `rate` slots per `per` seconds in each channel window and `global_rate` per
     `global_per` seconds (and `global_burst` per `global_burst_per`) in all of them together;
-    urgent waiters go first, then the oldest.
+    urgent waiters go first, then the oldest; non-urgent ones leave `reserve` slots of each
+    channel window free (at most `rate - 1`).
 
     `clock` and `sleep` are injectable so tests can drive time by hand."""
 
@@ -83,10 +174,19 @@ class ChannelLimiter:
         global_per: float = GLOBAL_PER + GLOBAL_SAFETY,
         global_burst: int = GLOBAL_BURST,
         global_burst_per: float = GLOBAL_BURST_PER,
+        reserve: int = 0,
+        low_share: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self.rate = rate
+        self.reserve = max(0, min(reserve, rate - 1))
+        # `start` and `tidy` requests may always take this many of the global window's slots,
+        # and more only while live answers leave room: however many wait, they cannot fill
+        # the window a live answer is about to need
+        self.low_limit = max(1, int(global_rate * low_share))
+        self._low_room = low_share < 1.0
+        self._low: deque[float] = deque()  # when `start`/`tidy` requests were granted
         self.per = per
         self.global_rate = global_rate
         self.global_per = global_per
@@ -96,23 +196,45 @@ class ChannelLimiter:
         self._sleep = sleep
         self._channels: dict[str, deque[float]] = {}
         self._global: deque[float] = deque()
-        self._waiting: list[_Waiter] = []  # kept sorted: (priority, ticket)
+        self._waiting: list[_Waiter] = []  # kept sorted: (priority, since, ticket)
         self._tickets = itertools.count()
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = 0.0
+        self._live: deque[float] = deque()  # when urgent and live requests were granted
+
+    def live_rate(self) -> float:
+        """Urgent and live requests granted per second, over the last `LIVE_WINDOW` s."""
+        _expire(self._live, self._clock(), LIVE_WINDOW)
+        return len(self._live) / LIVE_WINDOW
 
     @property
     def waiting(self) -> int:
         """How many requests wait for a slot (for logs and tests)."""
         return len(self._waiting)
 
-    async def acquire(self, channel: str | None, *, urgent: bool = False) -> None:
-        """Wait for a slot in `channel` (None: a global slot only); `urgent` (a final edit)
-        goes before every non-urgent waiter."""
+    async def acquire(
+        self,
+        channel: str | None,
+        *,
+        urgent: bool = False,
+        start: bool = False,
+        tidy: bool = False,
+        kind: str = "post",
+        since: float | None = None,
+    ) -> None:
+        """Wait for a slot in `channel`'s window of `kind` (None: a global slot only);
+        `urgent` (a final edit, the page it posts) goes before every other waiter and may
+        use the reserved slots; `start` (what opens a conversation: its root post, its
+        thread, its first message) waits behind the live answers already streaming, so a
+        crowd of new conversations cannot freeze the running ones; `tidy` (a finished page
+        losing its Stop button: nothing a person reads changes) goes after every other.
+        Among equals, the earliest `since` (the thread's last write; default: now) first."""
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(URGENT if urgent else NORMAL, next(self._tickets), channel, granted)
-        self._waiting.append(waiter)  # the newest ticket of its priority: sorted stays cheap
-        self._waiting.sort()
+        window = channel if channel is None or kind == KINDS[0] else f"{channel}/{kind}"
+        key = self._clock() if since is None else since
+        priority = URGENT if urgent else START if start else TIDY if tidy else NORMAL
+        waiter = _Waiter(priority, key, next(self._tickets), window, granted)
+        bisect.insort(self._waiting, waiter)
         self._pump()
         try:
             await granted
@@ -127,6 +249,7 @@ class ChannelLimiter:
         earliest moment another one could fit."""
         now = self._clock()
         _expire(self._global, now, self.global_per)
+        _expire(self._low, now, self.global_per)
         blocked: list[float] = []  # when the full channels of remaining waiters free a slot
         remaining: list[_Waiter] = []
         for index, waiter in enumerate(self._waiting):
@@ -135,12 +258,20 @@ class ChannelLimiter:
             if self._global_free_at(now) > now:
                 remaining.extend(w for w in self._waiting[index:] if not w.granted.done())
                 break
+            if waiter.priority > NORMAL and len(self._low) >= self._low_cap():
+                # the rest are `start`/`tidy` too (the list is sorted): their share is used
+                remaining.extend(w for w in self._waiting[index:] if not w.granted.done())
+                oldest = self._low[max(0, len(self._low) - self._low_cap())]
+                blocked.append(oldest + self.global_per)
+                break
             stamps = self._stamps(waiter.channel, now)
-            if stamps is not None and len(stamps) >= self.rate:
-                blocked.append(stamps[0] + self.per)
+            room = self.rate if waiter.priority == URGENT else self.rate - self.reserve
+            if stamps is not None and len(stamps) >= room:
+                blocked.append(stamps[len(stamps) - room] + self.per)
                 remaining.append(waiter)
                 continue
             self._global.append(now)
+            (self._live if waiter.priority <= NORMAL else self._low).append(now)
             if stamps is not None:
                 stamps.append(now)
             if not waiter.granted.done():
@@ -157,6 +288,14 @@ class ChannelLimiter:
             self._wake_at(free_at)
         elif blocked:
             self._wake_at(min(blocked))
+
+    def _low_cap(self) -> int:
+        """How many `start`/`tidy` slots the global window may hold now."""
+        if not self._low_room:
+            return self.global_rate
+        live = math.ceil(len(self._live) / LIVE_WINDOW * self.global_per * LIVE_ROOM)
+        room = max(live, math.ceil(self.global_rate * LIVE_FLOOR)) + LOW_MARGIN
+        return max(self.low_limit, self.global_rate - room)
 
     def _global_free_at(self, now: float) -> float:
         """When the global window can take another slot (`now` when it can at once)."""
@@ -213,6 +352,23 @@ def paid() -> Iterator[None]:
         _PAID.reset(token)
 
 
+@contextlib.contextmanager
+def opening(since: float) -> Iterator[None]:
+    """Requests made in this block open a conversation that came in at `since`: they queue
+    by that time, so one conversation's steps (root post, thread) do not each go behind
+    every later conversation's first step."""
+    token = _SINCE.set(since)
+    try:
+        yield
+    finally:
+        _SINCE.reset(token)
+
+
+def opening_since() -> float | None:
+    """The `since` of the conversation being opened in this context, if any."""
+    return _SINCE.get()
+
+
 def is_exempt(path: str) -> bool:
     """Interaction callbacks and interaction webhooks are outside Discord's global limit."""
     return path.startswith(EXEMPT_PREFIXES)
@@ -228,7 +384,8 @@ def route_through(http: HTTPClient, limiter: ChannelLimiter) -> None:
         if _PAID.get():
             _PAID.set(False)  # one request per slot
         elif not is_exempt(route.path):
-            await limiter.acquire(None)
+            # thread creation and the like: behind live answers, in conversation order
+            await limiter.acquire(None, start=True, since=_SINCE.get())
         return await send(route, **kwargs)
 
     http.request = request  # type: ignore[method-assign]

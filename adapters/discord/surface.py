@@ -1,10 +1,18 @@
 """`DiscordSurface`: one Discord thread as the core's `Surface`.
 
-Every request takes a slot from the bot's shared limiter first (one in the thread's window and
-one in the bot's global window), so the bot stays inside Discord's ~5 edits / 5 s per channel
-and 50 requests/s per bot instead of learning them from 429s. Edits of the same message
-coalesce: while one waits for a slot, a newer edit replaces what it will send, so under
-contention a live message updates less often but always shows the newest text.
+Every request takes a slot from the bot's shared limiter first (one in the thread's window for
+its kind, posts or edits, and one in the bot's global window), so the bot stays inside
+Discord's ~5 per 5 s per channel and 50 requests/s per bot instead of learning them from
+429s. Edits of the same message coalesce: while one waits for a slot, a newer edit replaces
+what it will send, so under contention a live message updates less often but always shows
+the newest text.
+
+What waits for what: a turn's final edit (and the page it posts) is urgent and may take the
+slot each window keeps in reserve, so it never waits for the window; a finished page that
+only loses its status line and Stop button is a tidy-up and goes last; the first message of
+a conversation that is not a live answer waits behind the running answers; a live answer's
+first message waits (`StreamGate`) until the global budget can keep one more answer fresh.
+The limiter serves the thread that has gone longest without a write first.
 Everything is sent with mentions disabled, and discord.py's errors leave as `PlatformError`
 (`errors.py`), as the `Surface` port promises.
 """
@@ -13,24 +21,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import discord
 
 from adapters.discord.errors import discord_errors, platform_error
-from adapters.discord.ratelimit import ChannelLimiter, paid
+from adapters.discord.ratelimit import ChannelLimiter, StreamGate, paid
 from adapters.discord.views import components_of, content_of
 from bot.errors import MediaRejected
 from bot.i18n import N_, _
 from bot.media import format_size
-from bot.models import MediaFile, SurfaceLimits, ThreadKey, View
+from bot.models import ButtonAction, MediaFile, SurfaceLimits, ThreadKey, View
 
 log = logging.getLogger(__name__)
 
-# Discord: ~5 edits per 5 s per channel (our window: 5 per 5.35 s). One live edit per 1.35 s
-# uses 4 of those 5, so the spare one is there for a page turn, an upload or the final edit.
-MIN_EDIT_INTERVAL = 1.35
+# Discord: ~5 edits per 5 s per channel (our window: 5 per 5.2 s). One live edit per 1.3 s
+# uses 4 of those 5; the fifth is kept for the final edit (`ChannelLimiter.reserve`). Posts
+# (page turns, uploads) have a window of their own, with a slot kept for the final's page.
+MIN_EDIT_INTERVAL = 1.3
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 TOO_LARGE = 40005  # Discord's "Request entity too large"
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -62,14 +72,19 @@ class DiscordSurface:
         key: ThreadKey,
         limiter: ChannelLimiter,
         upload_limit: int = DEFAULT_UPLOAD_LIMIT,
+        gate: StreamGate | None = None,
     ) -> None:
         self.key = key
         self._limiter = limiter
+        self._gate = gate
         self._upload_limit = upload_limit
         self._channel = self._messageable(client, key)
         self._bucket = self._channel_id(key)  # the limiter's window: the channel written to
         self._pending: dict[str, _PendingEdit] = {}
+        self._sent: dict[str, View] = {}  # what each of our messages shows
         self._send_lock = asyncio.Lock()
+        # when this thread was last written: the limiter serves the longest-waiting first
+        self._written = time.monotonic()
 
     # Where messages go; the DM and interaction surfaces (`dms.py`) override these three.
 
@@ -100,12 +115,25 @@ class DiscordSurface:
         )
 
     async def post(self, view: View) -> str:
-        await self._limiter.acquire(self._bucket)
+        first = not self._sent
+        answer = first and _is_live(view)  # a live answer's first message: the turn begins
+        if answer and self._gate is not None:
+            await self._gate.begin()  # once the budget can keep one more answer fresh
+        await self._limiter.acquire(
+            self._bucket,
+            urgent=_is_final(view),
+            start=first and not answer,  # other openings wait behind running answers
+            since=self._written,
+        )
         content, rows = content_of(view), components_of(view)
         with discord_errors(), paid():
             if rows is None:
-                return await self._send(content=content)
-            return await self._send(content=content, view=rows)
+                message_id = await self._send(content=content)
+            else:
+                message_id = await self._send(content=content, view=rows)
+        self._written = time.monotonic()
+        self._sent[message_id] = view
+        return message_id
 
     async def edit(self, message_id: str, view: View, *, final: bool = False) -> None:
         pending = self._pending.get(message_id)
@@ -115,8 +143,22 @@ class DiscordSurface:
             await asyncio.shield(pending.done)
             return
         pending = self._pending[message_id] = _PendingEdit(view, final)
+        shown = self._sent.get(message_id)
+        # a finished page that only loses its status line and Stop button: no reader waits
+        tidy = bool(
+            final
+            and not (view.status or view.buttons)
+            and shown is not None
+            and (shown.text, shown.by) == (view.text, view.by)
+        )
         try:
-            await self._limiter.acquire(self._bucket, urgent=final)
+            await self._limiter.acquire(
+                self._bucket,
+                urgent=final and not tidy,
+                tidy=tidy,
+                kind="edit",
+                since=self._written,
+            )
         finally:
             del self._pending[message_id]
         try:
@@ -127,6 +169,8 @@ class DiscordSurface:
                         content=content_of(pending.view),
                         view=components_of(pending.view),
                     )
+                self._written = time.monotonic()
+                self._sent[message_id] = pending.view
         finally:
             pending.done.set_result(None)
 
@@ -163,3 +207,14 @@ class DiscordSurface:
             ).format(size=format_size(size), limit=format_size(self._upload_limit)),
             detail=f"upload of {size} bytes over limit {self._upload_limit}",
         )
+
+
+def _is_final(view: View) -> bool:
+    """A message posted with a turn's final buttons (no Stop) is part of the final edit: the
+    page a final answer needed, which must not wait behind live page turns."""
+    return bool(view.buttons) and not any(b.action is ButtonAction.STOP for b in view.buttons)
+
+
+def _is_live(view: View) -> bool:
+    """A message with a Stop button: a live answer (its turn streams until the final)."""
+    return any(b.action is ButtonAction.STOP for b in view.buttons)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -26,7 +27,6 @@ import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.app.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import commands
@@ -40,7 +40,7 @@ from adapters.slack.errors import slack_errors
 from adapters.slack.groups import UserGroups
 from adapters.slack.home import register_home
 from adapters.slack.modals import modal_view
-from adapters.slack.ratelimit import SlackLimiter
+from adapters.slack.ratelimit import PacedRetryHandler, SlackLimiter
 from adapters.slack.surface import SlackSurface, StreamingSwitch, render, to_mrkdwn
 from adapters.slack.text import user_ids_in
 from bot.config import Settings
@@ -84,7 +84,8 @@ class SlackBot:
             base_url=settings.slack_api_url,
             session=core.session,
         )
-        self.client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+        # 429s of the methods our budgets pace go back to them; the rest are waited out here
+        self.client.retry_handlers.append(PacedRetryHandler(max_retry_count=3))
         # the shared session's trace counts every Web API call and 429 in /metrics
         core.metrics.watch(settings.slack_api_url, platform=commands.PLATFORM)
         self._started = False
@@ -179,12 +180,16 @@ class SlackBot:
     async def open_thread(self, channel: ChannelKey, *, root: View, title: str) -> ThreadKey:
         """A root message in the channel; its thread is the new conversation."""
         text, _blocks = render(root)
+        post = functools.partial(
+            self.client.chat_postMessage,
+            channel=channel.channel,
+            text=text,
+            link_names=False,
+            unfurl_links=False,
+        )
         try:
-            await self.limiter.before_post(channel.channel)
             with slack_errors():
-                posted = await self.client.chat_postMessage(
-                    channel=channel.channel, text=text, link_names=False, unfurl_links=False
-                )
+                posted = await self.limiter.post(channel.channel, post)
         except PlatformError as err:
             raise PlatformRefused(
                 _(

@@ -5,24 +5,38 @@ mrkdwn sections for the text, an actions block for the buttons. Everything a per
 agent wrote is escaped (`&`, `<`, `>`), so nobody can smuggle `<!everyone>` or `<@U…>` into a
 message; messages also go out with `link_names=False`.
 
-Posts wait for the channel's bucket and edits go through the workspace's `EditScheduler`
+Posts wait for the channel's budget and edits go through the workspace's `EditScheduler`
 (see `ratelimit.py`); live edits return at once (the scheduler coalesces them), final edits
 wait until Slack has them.
+
+`chat.update` is one budget for the whole workspace, `chat.postMessage` one per channel. So a
+message whose edit cannot get `chat.update` in time grows by *continuation* instead: the text
+it does not show yet is posted, on the channel's budget, as the next message in the thread,
+and later edits extend that one. A final edit does not wait for `chat.update` at all when the
+channel can take a post now. The thread then shows the answer in a few consecutive messages
+whose texts joined are exactly the answer; the status line and buttons stay on the first of
+them while the answer streams and move to the last with the final edit (the first one is then
+tidied up on `chat.update`'s budget, at the lowest priority). A continuation is only posted
+while the message is the newest one this surface posted in the thread (never after a later
+page or file, which would put text out of order) and only when its new text extends both what
+is shown and what was asked for before (an answer growing, not a text being replaced).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.ratelimit import SlackLimiter
+from adapters.slack.ratelimit import SlackLimiter, retry_after_of
 from bot.buttons import encode_button
 from bot.errors import BotError
 from bot.i18n import N_, _
@@ -38,6 +52,8 @@ FALLBACK_CHARS = 3000
 SLACK_MAX_UPLOAD = 1024**3  # Slack's own per-file cap
 MAX_BUTTONS = 25  # per actions block
 UPLOAD_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300)
+MAX_PARTS = 30  # continuations of one message before its edits just wait for chat.update
+LOCKED_RETRY = 0.05  # seconds before a continuation tries again while a post is under way
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*", re.S)
 _STRIKE = re.compile(r"~~(.+?)~~", re.S)
@@ -115,6 +131,47 @@ def link_text(url: str, *, kind: str, reason: str) -> str:
     return f"{line}\n_{escape(reason)}_" if reason else line
 
 
+@dataclass(slots=True)
+class _Part:
+    """One Slack message showing part of a message's text, from `start` on."""
+
+    ts: str
+    start: int
+    shown: View | None  # what it shows (None: unknown, it was posted by an earlier process)
+
+
+@dataclass(slots=True)
+class _Message:
+    """A message as the core sees it (its id is its first part's ts) and its parts."""
+
+    parts: list[_Part]
+    wanted: View  # the newest view asked for
+    written_at: float  # when it was last written (the limiter's clock)
+    closed: bool = False  # its final edit was asked for
+    growing: bool = True  # the newest view's text extends the one asked for before it
+
+    def shown_text(self) -> str | None:
+        if any(part.shown is None for part in self.parts):
+            return None
+        return "".join(part.shown.text for part in self.parts if part.shown is not None)
+
+    def desired(self, index: int) -> View:
+        """What part `index` should show: its slice of the text; the status line and buttons
+        on the first part while live, on the last once closed (a first part left without text,
+        the "thinking" message the answer went past, keeps the final status line)."""
+        view, parts = self.wanted, self.parts
+        start = parts[index].start
+        end = parts[index + 1].start if index + 1 < len(parts) else len(view.text)
+        text = view.text[start:end]
+        dressed = index == (len(parts) - 1 if self.closed else 0)
+        by = view.by if index == 0 else None
+        if dressed:
+            return View(text=text, status=view.status, buttons=view.buttons, by=by)
+        if index == 0 and not text and not by:
+            return View(status=view.status)
+        return View(text=text, by=by)
+
+
 @dataclass
 class _Stream:
     """A message being written with Slack's native streaming methods."""
@@ -161,6 +218,9 @@ class SlackSurface:
         self._streaming = streaming
         self._user_id = user_id
         self._streams: dict[str, _Stream] = {}
+        self._messages: dict[str, _Message] = {}
+        self._post_lock = asyncio.Lock()  # posts in this thread land in the order decided
+        self._newest: str | None = None  # the last message this surface posted here
 
     @property
     def limits(self) -> SurfaceLimits:
@@ -173,67 +233,186 @@ class SlackSurface:
             ts = await self._start_stream(view)
             if ts is not None:
                 return ts
+        async with self._post_lock:
+            try:
+                response = await self._limiter.post(self.channel, partial(self._post_view, view))
+            except SlackApiError as err:
+                raise BotError(
+                    detail=f"chat.postMessage failed: {err.response.get('error')}"
+                ) from err
+            ts = str(response["ts"])
+            self._newest = ts
+        self._messages[ts] = _Message([_Part(ts, 0, view)], view, self._limiter.clock())
+        return ts
+
+    async def _post_view(self, view: View) -> Any:
         text, blocks = render(view)
-        await self._limiter.before_post(self.channel)
-        try:
-            response = await self.client.chat_postMessage(
-                channel=self.channel,
-                thread_ts=self.thread_ts,
-                text=text,
-                blocks=blocks,
-                parse="none",
-                link_names=False,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-        except SlackApiError as err:
-            raise BotError(detail=f"chat.postMessage failed: {err.response.get('error')}") from err
-        return str(response["ts"])
+        return await self.client.chat_postMessage(
+            channel=self.channel,
+            thread_ts=self.thread_ts,
+            text=text,
+            blocks=blocks,
+            parse="none",
+            link_names=False,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
 
     async def edit(self, message_id: str, view: View, *, final: bool = False) -> None:
         stream = self._streams.get(message_id)
         if stream is not None and not stream.done:
             await self._edit_stream(stream, view, final=final)
             return
-
-        async def send() -> None:
-            # rendered when sent: a live edit superseded while queued costs no rendering
-            text, blocks = render(view)
-            await self.client.chat_update(
-                channel=self.channel,
-                ts=message_id,
-                text=text,
-                blocks=blocks,
-                parse="none",
-                link_names=False,
-            )
-
+        message = self._messages.get(message_id)
+        if message is None:  # not posted by this surface: one part, content unknown
+            message = _Message([_Part(message_id, 0, None)], view, self._limiter.clock())
+            self._messages[message_id] = message
+        message.growing = view.text.startswith(message.wanted.text)
+        message.wanted = view
         key = f"{self.channel}:{message_id}"
-        if final:
+        edits = self._limiter.edits
+        sync, grow = partial(self._sync, message), partial(self._continue, message)
+        if not final:
+            due = message.written_at + self._limiter.patience()
+            edits.submit(key, sync, fallback=grow, fallback_at=due).add_done_callback(_log_failure)
+            return
+        message.closed = True
+        if not view.status and not view.buttons and self._only_dress(message, key):
+            # an earlier page losing its status line and Stop button: its text is all there,
+            # so this must not hold the turn up (chat.update may be busy for a while)
+            edits.submit(key, sync, tidy=True).add_done_callback(_log_failure)
+            self._tidy(message)
+            return
+        try:
+            await edits.send_final(key, sync, fallback=grow)
+        except SlackApiError as err:
+            log.warning("final chat.update failed: %s", err.response.get("error"))
+            raise BotError(detail="chat.update failed") from err
+        self._tidy(message)
+
+    def _only_dress(self, message: _Message, key: str) -> bool:
+        """Whether every part already shows its text (only the status line and buttons
+        differ) and nothing of this message is under way."""
+        if self._limiter.edits.busy(key):
+            return False
+        for index, part in enumerate(message.parts):
+            if part.shown is None or part.shown.text != message.desired(index).text:
+                return False
+        return True
+
+    async def _sync(self, message: _Message) -> bool:
+        """Bring the message up to its wanted view with chat.update: its last part (where
+        the text grows), and any earlier part whose text is wrong; an earlier part whose
+        status line and buttons alone are out of date is left to the tidy-up. False when no
+        call was needed."""
+        called = False
+        last = len(message.parts) - 1
+        for index, part in enumerate(message.parts):
+            want = message.desired(index)
+            if part.shown == want:
+                continue
+            if index != last and part.shown is not None and part.shown.text == want.text:
+                continue
+            await self._update(part, want)
+            message.written_at = self._limiter.clock()
+            called = True
+        return called
+
+    async def _sync_part(self, message: _Message, index: int) -> bool:
+        part = message.parts[index]
+        want = message.desired(index)
+        if part.shown == want:
+            return False
+        await self._update(part, want)
+        return True
+
+    async def _update(self, part: _Part, view: View) -> None:
+        # rendered when sent: a live edit superseded while queued costs no rendering
+        text, blocks = render(view)
+        await self.client.chat_update(
+            channel=self.channel,
+            ts=part.ts,
+            text=text,
+            blocks=blocks,
+            parse="none",
+            link_names=False,
+        )
+        part.shown = view
+
+    def _tidy(self, message: _Message) -> None:
+        """Queue chat.update for the earlier parts of a closed message that still show the
+        live status line and Stop button (lowest priority: their text is complete)."""
+        edits = self._limiter.edits
+        for index, part in enumerate(message.parts[:-1]):
+            if part.shown != message.desired(index):
+                key = f"{self.channel}:{part.ts}:tidy"
+                sync = partial(self._sync_part, message, index)
+                edits.submit(key, sync, tidy=True).add_done_callback(_log_failure)
+
+    async def _continue(self, message: _Message) -> float:
+        """Post what the message does not show yet as its next part, on the channel's post
+        budget (the scheduler's fallback). 0 when posted; else seconds to try again later,
+        or `inf` when a continuation cannot show this edit."""
+        shown = message.shown_text()
+        view = message.wanted
+        if shown is None or len(message.parts) >= MAX_PARTS or not view.text.startswith(shown):
+            return math.inf
+        if not message.growing:  # the text was replaced, not extended: not an answer growing
+            return math.inf
+        rest = view.text[len(shown) :]
+        if not message.closed and not rest.strip():
+            return math.inf  # nothing new to show (a status change waits for chat.update)
+        if self._post_lock.locked():
+            return LOCKED_RETRY
+        async with self._post_lock:
+            if message.parts[-1].ts != self._newest:
+                return math.inf  # a later message follows it: text posted now would be out of order
+            budget = self._limiter.post_budget(self.channel)
+            wait = budget.take()
+            if wait > 0:
+                return wait
+            if message.closed:
+                part_view = View(text=rest, status=view.status, buttons=view.buttons)
+            else:
+                part_view = View(text=rest)
             try:
-                await self._limiter.edits.send_final(key, send)
+                response = await self._post_view(part_view)
             except SlackApiError as err:
-                log.warning("final chat.update failed: %s", err.response.get("error"))
-                raise BotError(detail="chat.update failed") from err
-        else:
-            self._limiter.edits.submit(key, send).add_done_callback(_log_failure)
+                retry_after = retry_after_of(err)
+                budget.settle(retry_after=retry_after)
+                if retry_after is None:
+                    raise
+                return max(retry_after, LOCKED_RETRY)
+            budget.settle()
+            ts = str(response["ts"])
+            self._newest = ts
+            message.parts.append(_Part(ts, len(shown), part_view))
+            message.written_at = self._limiter.clock()
+        return 0.0
 
     async def post_link(self, url: str, *, kind: str, reason: str) -> None:
         """The link is already mrkdwn (escaped here), so it is posted as `text` as is."""
-        await self._limiter.before_post(self.channel)
-        await self.client.chat_postMessage(
-            channel=self.channel,
-            thread_ts=self.thread_ts,
-            text=link_text(url, kind=kind, reason=reason),
-            link_names=False,
-            unfurl_links=False,
-        )
+
+        async def send() -> Any:
+            return await self.client.chat_postMessage(
+                channel=self.channel,
+                thread_ts=self.thread_ts,
+                text=link_text(url, kind=kind, reason=reason),
+                link_names=False,
+                unfurl_links=False,
+            )
+
+        async with self._post_lock:
+            response = await self._limiter.post(self.channel, send)
+            self._newest = str(response.get("ts") or "") or None
 
     # --- files ---------------------------------------------------------------------------
 
     async def upload(self, media: MediaFile) -> None:
         """The `files_upload_v2` flow, but streaming the file from disk: slack_sdk's helper
         reads the whole file into memory, which a video of hundreds of MB must not do."""
+        async with self._post_lock:
+            self._newest = None  # the file's message follows whatever was posted before
         got = await self.client.files_getUploadURLExternal(
             filename=media.filename, length=media.size
         )
@@ -271,15 +450,18 @@ class SlackSurface:
 
     async def _start_stream(self, view: View) -> str | None:
         assert self._streaming is not None
-        await self._limiter.before_post(self.channel)
+        start = partial(
+            self.client.chat_startStream,
+            channel=self.channel,
+            thread_ts=self.thread_ts,
+            markdown_text=escape(view.text) or None,
+            recipient_team_id=self._streaming.team_id or None,
+            recipient_user_id=self._user_id,
+        )
         try:
-            response = await self.client.chat_startStream(
-                channel=self.channel,
-                thread_ts=self.thread_ts,
-                markdown_text=escape(view.text) or None,
-                recipient_team_id=self._streaming.team_id or None,
-                recipient_user_id=self._user_id,
-            )
+            async with self._post_lock:
+                response = await self._limiter.post(self.channel, start)
+                self._newest = str(response["ts"])
         except SlackApiError as err:
             if err.response.status_code == 429:
                 raise BotError(detail="chat.startStream rate limited") from err
