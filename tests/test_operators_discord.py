@@ -174,6 +174,8 @@ async def test_discord_quota_refusal_is_private_and_opens_nothing(tmp_path: Path
         # Manage Channels makes an admin: never refused, in commands and in messages
         await env.thread("sense", {"prompt": "just text"}, user_id=fake.admin_id)
         again = await env.thread("sense", {"prompt": "just text"}, user_id=fake.admin_id)
+        # the thread's session exists once its turn has begun: reply after that, as a person
+        await wait_until(lambda: len(env.sim.requests) == 3)
         await fake.say(again, "and a follow-up, just text", user_id=fake.admin_id)
         await wait_until(lambda: len(env.sim.requests) == 4)
         assert not fake.pings()
