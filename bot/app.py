@@ -40,6 +40,7 @@ from bot.operators import Operators
 from bot.ports import AdapterSpec, Platform
 from bot.references import References
 from bot.replicas import POLL, Coordinator, every
+from bot.shared_budgets import SharedTokens
 from bot.tasks import BackgroundTasks
 from bot.webhooks import webhook_routes
 from simulator import Simulator
@@ -154,6 +155,7 @@ async def build_core(settings: Settings) -> Core:
         metrics,
         coordinator,
         BackgroundTasks("core"),
+        SharedTokens(store) if settings.coordinated else None,
     )
 
 
@@ -161,6 +163,8 @@ async def close_core(core: Core) -> None:
     await core.background.cancel_all()
     await core.conversations.aclose()
     await core.jobs.aclose()
+    if core.shared_tokens is not None:
+        await core.shared_tokens.aclose()
     await core.store.close()
     await core.session.close()
 

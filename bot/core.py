@@ -20,6 +20,7 @@ from bot.media import MediaFetcher
 from bot.metrics import Metrics
 from bot.ports import Store
 from bot.replicas import Coordinator
+from bot.shared_budgets import SharedTokens
 from bot.tasks import BackgroundTasks
 
 
@@ -36,3 +37,5 @@ class Core:
     metrics: Metrics
     coordinator: Coordinator
     background: BackgroundTasks  # the replica's chores (heartbeat, sweeps), cancelled at close
+    # platform budgets drawn from the store, shared by the replicas (None: one process)
+    shared_tokens: SharedTokens | None = None

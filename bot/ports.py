@@ -392,6 +392,14 @@ class BudgetStore(Protocol):
         told its own wait, so the bucket's rate holds across all of them together."""
         ...
 
+    async def block_budget(
+        self, name: str, *, rate: float, burst: float, now: float, until: float
+    ) -> None:
+        """The platform refused a call (a 429 saying when to come back): leave bucket `name`
+        empty until `until`, so no replica's caller is told a slot before then. Tokens
+        already drawn stay drawn; a bucket already blocked longer stays so."""
+        ...
+
 
 class LeaseStore(Protocol):
     """Named leases with a time limit: per-thread order and per-person caps across replicas.

@@ -382,6 +382,22 @@ class PostgresStore(PostgresOperators):
         tokens = float(tokens)
         return 0.0 if tokens >= 0 else -tokens / rate
 
+    async def block_budget(
+        self, name: str, *, rate: float, burst: float, now: float, until: float
+    ) -> None:
+        # refill to `now` as take_token would, then owe what refills by `until`
+        await self._pool.execute(
+            "INSERT INTO budgets (name, tokens, at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (name) DO UPDATE SET "
+            "tokens = LEAST(LEAST($4, budgets.tokens + GREATEST(0, $3 - budgets.at) * $5), "
+            "EXCLUDED.tokens), at = GREATEST(budgets.at, $3)",
+            name,
+            -max(0.0, until - now) * rate,
+            now,
+            burst,
+            rate,
+        )
+
     async def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> bool:
         won = await self._pool.fetchval(
             "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) "

@@ -400,6 +400,18 @@ class SqliteStore(SqliteOperators):
         )
         return _wait_for(float(rows[0][0]), rate)
 
+    async def block_budget(
+        self, name: str, *, rate: float, burst: float, now: float, until: float
+    ) -> None:
+        # refill to `now` as take_token would, then owe what refills by `until`
+        await self._write(
+            "INSERT INTO budgets (name, tokens, at) VALUES (?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET "
+            "tokens = min(min(?, budgets.tokens + max(0, excluded.at - budgets.at) * ?), "
+            "excluded.tokens), at = max(budgets.at, excluded.at)",
+            (name, -max(0.0, until - now) * rate, now, burst, rate),
+        )
+
     async def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> bool:
         """One upsert that takes a free or expired lease or renews the holder's own; the
         changed-row count says whether it did."""

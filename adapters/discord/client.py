@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -34,6 +36,10 @@ from adapters.discord.endpoints import use_endpoints
 from adapters.discord.errors import discord_errors
 from adapters.discord.i18n import CatalogTranslator
 from adapters.discord.ratelimit import (
+    GLOBAL_BURST,
+    GLOBAL_PER,
+    GLOBAL_RATE,
+    GLOBAL_SAFETY,
     LIVE_SHARE,
     LOW_SHARE,
     RESERVE,
@@ -44,6 +50,7 @@ from adapters.discord.ratelimit import (
     paid,
     route_through,
 )
+from adapters.discord.spec import discord_application_id
 from adapters.discord.surface import DEFAULT_UPLOAD_LIMIT, MIN_EDIT_INTERVAL, DiscordSurface
 from adapters.discord.translate import (
     PLATFORM,
@@ -132,7 +139,9 @@ class DiscordBot:
         self.client = client_for(settings, **client_options)
         self.tree = app_commands.CommandTree(self.client)
         register_commands(self.tree, self)
-        self.limiter = ChannelLimiter(reserve=RESERVE, low_share=LOW_SHARE)
+        self.limiter = ChannelLimiter(
+            reserve=RESERVE, low_share=LOW_SHARE, shared=self._shared_global(core)
+        )
         # live answers start while the global budget can keep every streaming one fresh
         self.streams = StreamGate(
             budget=self.limiter.global_rate / self.limiter.global_per * LIVE_SHARE,
@@ -149,6 +158,22 @@ class DiscordBot:
         self._connection: asyncio.Task[None] | None = None
         self.client.on_message = self._on_message  # type: ignore[attr-defined]
         self.client.on_interaction = self._on_interaction  # type: ignore[attr-defined]
+
+    def _shared_global(self, core: Core | None) -> Callable[[], float] | None:
+        """With replicas, the global budget (50 requests a second per bot token, whatever
+        the number of shards and processes) is also drawn from the store."""
+        tokens = core.shared_tokens if core is not None else None
+        if tokens is None or self.settings.discord_token is None:
+            return None
+        token = self.settings.discord_token.get_secret_value()
+        bot = discord_application_id(token) or hashlib.sha256(token.encode()).hexdigest()[:16]
+        name = f"discord:{bot}:global"
+        rate = GLOBAL_RATE / (GLOBAL_PER + GLOBAL_SAFETY)
+
+        def take() -> float:
+            return tokens.take(name, rate=rate, burst=GLOBAL_BURST)
+
+        return take
 
     # --- lifecycle ----------------------------------------------------------------------
 

@@ -176,9 +176,13 @@ class ChannelLimiter:
         global_burst_per: float = GLOBAL_BURST_PER,
         reserve: int = 0,
         low_share: float = 1.0,
+        shared: Callable[[], float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
+        """`shared` draws a token of the bot's global budget shared by every process (see
+        `bot.shared_budgets`): 0.0 when one was taken, else seconds until one may be."""
+        self._shared = shared
         self.rate = rate
         self.reserve = max(0, min(reserve, rate - 1))
         # `start` and `tidy` requests may always take this many of the global window's slots,
@@ -252,6 +256,7 @@ class ChannelLimiter:
         _expire(self._low, now, self.global_per)
         blocked: list[float] = []  # when the full channels of remaining waiters free a slot
         remaining: list[_Waiter] = []
+        shared_at = math.inf  # when the replicas' shared global budget has a slot again
         for index, waiter in enumerate(self._waiting):
             if waiter.granted.done():  # cancelled while waiting: it takes no slot
                 continue
@@ -270,6 +275,11 @@ class ChannelLimiter:
                 blocked.append(stamps[len(stamps) - room] + self.per)
                 remaining.append(waiter)
                 continue
+            if self._shared is not None and (wait := self._shared()) > 0:
+                # the other processes of this bot spent the second: everyone waits
+                remaining.extend(w for w in self._waiting[index:] if not w.granted.done())
+                shared_at = now + wait
+                break
             self._global.append(now)
             (self._live if waiter.priority <= NORMAL else self._low).append(now)
             if stamps is not None:
@@ -286,8 +296,8 @@ class ChannelLimiter:
             return
         if (free_at := self._global_free_at(now)) > now:
             self._wake_at(free_at)
-        elif blocked:
-            self._wake_at(min(blocked))
+        elif blocked or shared_at < math.inf:
+            self._wake_at(min([*blocked, shared_at]))
 
     def _low_cap(self) -> int:
         """How many `start`/`tidy` slots the global window may hold now."""

@@ -49,6 +49,7 @@ from bot.errors import PlatformError, PlatformRefused
 from bot.http import HttpServer
 from bot.i18n import N_, _
 from bot.models import ChannelKey, CommandName, Form, Inbound, ThreadKey, View
+from bot.shared_budgets import SharedBudgets
 from bot.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,9 @@ class SlackBot:
         self.settings = settings
         self.core = core
         self.http = http
-        self.limiter = limiter or SlackLimiter()
+        # with replicas, every budget is also drawn from the store: one workspace, one budget
+        self.shared = SharedBudgets(core.shared_tokens) if core.shared_tokens else None
+        self.limiter = limiter or SlackLimiter(state=self.shared)
         # The process's shared session: without one slack_sdk opens (and closes) a new
         # aiohttp session and connection for every call.
         self.client = AsyncWebClient(
@@ -114,6 +117,8 @@ class SlackBot:
         who = await self.client.auth_test()
         self.bot_user_id = who.get("user_id")
         self.streaming.team_id = str(who.get("team_id") or "")
+        if self.shared is not None:  # the replicas of this app in this workspace share them
+            self.shared.scope = f"slack:{self.streaming.team_id}"
         self.team_url = str(who.get("url") or "")
         log.info("Slack: connected as %s in team %s", who.get("user"), who.get("team_id"))
         if self.settings.slack_app_token is not None:

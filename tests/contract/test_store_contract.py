@@ -632,6 +632,22 @@ async def test_replicas_drawing_at_once_share_one_budget(replicas: list[Store]) 
     assert waits == pytest.approx([0, 0, *[n / 10 for n in range(1, len(calls) - 1)]])
 
 
+async def test_a_blocked_budget_tells_no_caller_a_slot_before_the_block_ends(
+    replicas: list[Store],
+) -> None:
+    """A 429 on one replica (Retry-After 3 s) holds every replica's callers back."""
+    refused, other = replicas[0], replicas[1]
+    assert await other.take_token("slack:T1:chat.update", rate=2, burst=3, now=10.0) == 0.0
+    await refused.block_budget("slack:T1:chat.update", rate=2, burst=3, now=10.0, until=13.0)
+    assert await other.take_token("slack:T1:chat.update", rate=2, burst=3, now=10.0) == 3.5
+    # a shorter block later does not shorten it; once it is over the bucket refills as usual
+    await refused.block_budget("slack:T1:chat.update", rate=2, burst=3, now=10.0, until=11.0)
+    assert await other.take_token("slack:T1:chat.update", rate=2, burst=3, now=14.0) == 0.0
+    # a bucket never seen before is blocked too
+    await refused.block_budget("discord:bot", rate=10, burst=2, now=0.0, until=1.0)
+    assert await other.take_token("discord:bot", rate=10, burst=2, now=0.5) == pytest.approx(0.6)
+
+
 # --- LeaseStore --------------------------------------------------------------------------
 
 

@@ -1,0 +1,239 @@
+"""Platform budgets shared by replicas through a real PostgreSQL store (`bot.shared_budgets`).
+
+Two "replicas" here are two stores opened on one fresh schema, each with its own
+`SharedTokens` and its own local budgets, as two processes would have. Time is a hand-driven
+wall clock; the store's round trips are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from adapters.discord.ratelimit import ChannelLimiter
+from bot.pacing import LocalBudgets, Tier
+from bot.ports import Store
+from bot.shared_budgets import AHEAD, SharedBudgets, SharedTokens
+from storage import open_store
+from tests.postgres import fresh_schema_url
+
+TIER = Tier.pinned(rate=20.0, burst=4)
+KEY = "slack:chat.update"
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def stores() -> AsyncIterator[list[Store]]:
+    async with fresh_schema_url() as url:
+        opened = [await open_store(url), await open_store(url)]
+        try:
+            yield opened
+        finally:
+            for store in opened:
+                await store.close()
+
+
+async def drawn(*tokens: SharedTokens) -> None:
+    """Wait until every token draw in flight has come back from the store."""
+    for _ in range(200):
+        if not any(t._tasks for t in tokens):
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("token draws never finished")
+
+
+def replica(store: Store, clock: WallClock) -> SharedBudgets:
+    state = SharedBudgets(SharedTokens(store, clock=clock))
+    state.scope = "slack:T1"
+    return state
+
+
+async def grants_over_one_second(states: list[SharedBudgets], clock: WallClock) -> int:
+    """Every replica tries ten calls every 50 ms for a second; how many were allowed."""
+    granted = 0
+    for _ in range(20):
+        clock.now += 0.05
+        for state in states:
+            for _ in range(10):
+                if state.take(KEY, TIER, clock.now) == 0:
+                    granted += 1
+        await drawn(*(s.tokens for s in states))
+    return granted
+
+
+async def test_two_replicas_together_make_the_calls_one_budget_allows(
+    stores: list[Store],
+) -> None:
+    clock = WallClock()
+    shared = [replica(store, clock) for store in stores]
+    together = await grants_over_one_second(shared, clock)
+    # one budget: its burst, then its rate for a second (and a token drawn ahead per replica)
+    allowed = TIER.burst + TIER.rate * 1.0 + AHEAD * len(stores)
+    assert together <= allowed
+    assert together >= TIER.rate * 0.75  # and it is not starved by the round trips
+    # the same load with each replica pacing alone spends the budget twice over
+    alone = [LocalBudgets(), LocalBudgets()]
+    clock2 = WallClock()
+    solo = 0
+    for _ in range(20):
+        clock2.now += 0.05
+        for state in alone:
+            solo += sum(state.take(KEY, TIER, clock2.now) == 0 for _ in range(10))
+    assert solo > allowed
+
+
+async def test_a_429_on_one_replica_holds_the_other_back(stores: list[Store]) -> None:
+    clock = WallClock()
+    refused, other = (replica(store, clock) for store in stores)
+    for state in (refused, other):
+        assert state.take(KEY, TIER, clock.now) > 0  # nothing drawn yet: it draws now
+    await drawn(refused.tokens, other.tokens)
+    assert refused.take(KEY, TIER, clock.now) == 0
+    refused.settle(KEY, TIER, clock.now, retry_after=3.0)
+    await drawn(refused.tokens, other.tokens)
+    # the other replica may spend what it had drawn before the 429, and nothing more
+    spent = 0
+    for _ in range(10):
+        if other.take(KEY, TIER, clock.now) == 0:
+            spent += 1
+        await drawn(other.tokens)
+    assert spent <= AHEAD
+    wait = other.take(KEY, TIER, clock.now)
+    await drawn(other.tokens)
+    assert other.take(KEY, TIER, clock.now) >= 3.0 - 0.01
+    assert wait > 0
+    clock.now += 3.5
+    assert other.take(KEY, TIER, clock.now) == 0
+
+
+async def test_a_refunded_call_gives_its_token_to_the_next_caller(stores: list[Store]) -> None:
+    clock = WallClock()
+    state = replica(stores[0], clock)
+    state.take(KEY, TIER, clock.now)
+    await drawn(state.tokens)
+    assert state.take(KEY, TIER, clock.now) == 0
+    draws = state.tokens.draws
+    state.refund(KEY, TIER, clock.now)
+    await drawn(state.tokens)
+    assert state.take(KEY, TIER, clock.now) == 0
+    assert state.tokens.draws <= draws + AHEAD  # the refunded token, not a new draw
+
+
+async def test_without_the_store_each_replica_still_paces_itself(
+    stores: list[Store], caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = WallClock()
+    state = replica(stores[0], clock)
+    await stores[0].close()  # the database is gone
+    caplog.set_level(logging.WARNING, logger="bot.shared_budgets")
+    granted = 0
+    for _ in range(20):
+        clock.now += 0.05
+        granted += sum(state.take(KEY, TIER, clock.now) == 0 for _ in range(10))
+        await drawn(state.tokens)
+    # the local budget alone: burst plus a second at its rate
+    assert TIER.rate * 0.75 <= granted <= TIER.burst + TIER.rate * 1.0
+    complaints = [r for r in caplog.records if "pacing locally" in r.getMessage()]
+    assert len(complaints) == 1  # said once, not on every call
+    stores.remove(stores[0])
+
+
+async def test_discord_processes_of_one_bot_share_its_global_budget(
+    stores: list[Store],
+) -> None:
+    """Two processes' limiters, each within its own window, draw from one bucket: 10 a
+    second with bursts of 2 for the bot, not each."""
+    clock = WallClock()
+    tokens = [SharedTokens(store, clock=clock) for store in stores]
+    limiters = [
+        ChannelLimiter(
+            global_rate=1000,
+            global_burst=1000,
+            shared=lambda t=t: t.take("discord:1:global", rate=10.0, burst=2),
+            clock=clock,
+            sleep=lambda delay: asyncio.sleep(min(delay, 0.01)),  # re-check often
+        )
+        for t in tokens
+    ]
+    granted: list[int] = []
+
+    async def request(n: int, limiter: ChannelLimiter) -> None:
+        await limiter.acquire(None)
+        granted.append(n)
+
+    waiting = [asyncio.create_task(request(n, limiters[n % 2])) for n in range(30)]
+    # real time passes here (the limiters sleep on the loop) while the bucket's clock moves
+    for _ in range(10):
+        await asyncio.sleep(0.03)
+        clock.now += 0.1
+    await asyncio.sleep(0.05)
+    # a second of the bucket: its burst, its rate, and a token drawn ahead per process
+    assert len(granted) <= 2 + 10 + AHEAD * 2
+    assert len(granted) >= 6
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+    for t in tokens:
+        await t.aclose()
+
+
+# --- wiring: what production builds on PostgreSQL ----------------------------------------
+
+
+async def test_on_postgresql_both_adapters_draw_their_budgets_from_the_store(sim) -> None:
+    from pydantic import SecretStr
+
+    from adapters.discord.client import DiscordBot
+    from adapters.slack.app import SlackBot
+    from bot.app import build_core, close_core, simulated
+    from bot.http import HttpServer
+    from tests.conftest import make_settings
+    from tests.fakes.slack import FakeSlack
+
+    async with fresh_schema_url() as url, FakeSlack() as slack:
+        settings = simulated(
+            make_settings(
+                database_url=url,
+                slack_bot_token=SecretStr(slack.bot_token),
+                slack_signing_secret=SecretStr("s"),
+                slack_api_url=slack.api_url,
+                discord_token=SecretStr("MTIzNDU2.x.y"),
+            ),
+            sim,
+        )
+        core = await build_core(settings)
+        try:
+            assert core.shared_tokens is not None
+            bot = SlackBot(settings, core, HttpServer(host="127.0.0.1", port=0))
+            await bot.start()  # learns the workspace: its budgets are that workspace's
+            assert bot.limiter.state is bot.shared
+            assert bot.shared is not None and bot.shared.scope == f"slack:{slack.team_id}"
+            bot.limiter.updates.take()
+            await drawn(core.shared_tokens)
+            rows = await core.store._pool.fetch("SELECT name FROM budgets")  # type: ignore[attr-defined]
+            assert [r["name"] for r in rows] == [f"slack:{slack.team_id}/slack:chat.update"]
+            await bot.stop()
+            # the Discord bot's global budget is drawn from the store too, named by its id
+            discord_bot = DiscordBot(settings, core)
+            assert discord_bot.limiter._shared is not None
+            assert discord_bot.limiter._shared() > 0  # nothing drawn yet: it draws now
+            await drawn(core.shared_tokens)
+            assert discord_bot.limiter._shared() == 0
+            names = {r["name"] for r in await core.store._pool.fetch("SELECT name FROM budgets")}  # type: ignore[attr-defined]
+            assert "discord:123456:global" in names
+        finally:
+            await close_core(core)
+
+
+async def test_one_process_on_sqlite_paces_itself_alone(core) -> None:
+    assert core.shared_tokens is None
