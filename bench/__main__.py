@@ -30,6 +30,7 @@ MODULES = (
     "bench_memory",
     "bench_startup",
     "bench_store",
+    "bench_replicas",
 )
 RESULTS = Path(__file__).with_name("results.json")
 

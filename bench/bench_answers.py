@@ -406,9 +406,13 @@ class BotProcess:
                 await asyncio.wait_for(self._reader, 5)
 
 
-def bot_env(folder: Path, tree: Path, sim: Simulator, **settings: str) -> dict[str, str]:
+def bot_env(
+    folder: Path, tree: Path, sim: Simulator, *, database_url: str = "", **settings: str
+) -> dict[str, str]:
+    """A bot child's environment: its own SQLite file unless `database_url` says otherwise
+    (replicas share one PostgreSQL)."""
     env = child_env(
-        database_url=f"sqlite:///{folder / f'bot-{time.monotonic_ns()}.db'}",
+        database_url=database_url or f"sqlite:///{folder / f'bot-{time.monotonic_ns()}.db'}",
         eachsense_api_key="bench-key",
         eachsense_base_url=sim.base_url,
         eachlabs_api_url=sim.url + "/eachlabs/v1",
@@ -483,8 +487,16 @@ async def _quiet(calls: Any, *, seconds: float = SETTLE, within: float = 30.0) -
 
 
 async def slack_run(
-    slack: FakeSlack, sim: ScriptedSimulator, bot_url: str, scenario: Scenario, run: int, tag: str
+    slack: FakeSlack,
+    sim: ScriptedSimulator,
+    bot_url: str | Sequence[str],
+    scenario: Scenario,
+    run: int,
+    tag: str,
 ) -> Outcome:
+    """One run of `scenario`; with several `bot_url`s (replicas behind a load balancer) the
+    conversations' commands go to them in turn."""
+    urls = [bot_url] if isinstance(bot_url, str) else list(bot_url)
     scripts = [make_script(scenario, run, i) for i in range(scenario.conversations)]
     channels = [f"C{tag}{run}x{i}" for i in range(scenario.conversations)]
     for i, script in enumerate(scripts):
@@ -500,7 +512,7 @@ async def slack_run(
                 user=f"U{tag}{run}x{i}",
                 response_url=slack.respond_url(),
             )
-            async with http.post(bot_url, data=body, headers=headers) as response:
+            async with http.post(urls[i % len(urls)], data=body, headers=headers) as response:
                 await response.read()
                 if response.status != 200:
                     raise RuntimeError(f"/sense answered {response.status}")

@@ -47,11 +47,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -152,9 +154,12 @@ async def overhead(
     events: int = OVERHEAD_EVENTS,
     pace: float = OVERHEAD_PACE,
     repeat: int = OVERHEAD_REPEATS,
+    database_url: str | None = None,
+    name: str = "overhead_last_event_to_final_edit",
 ) -> Result:
     """Last event written → final edit received, at each size (see the module docstring);
-    the largest size runs `repeat` times and reports its median run."""
+    the largest size runs `repeat` times and reports its median run. `database_url` runs
+    the bot on that store (PostgreSQL: coordinated, as replicas run) instead of SQLite."""
     figures: dict[str, Any] = {
         "events_per_turn": events,
         "event_pace_ms": ms(pace),
@@ -162,7 +167,8 @@ async def overhead(
     }
     top = max(sizes)
     tune_gc()  # as `eachsense-bot` does at start-up
-    async with remote_rig() as rig, remote_slack_bot(rig) as bot:
+    store = {"database_url": database_url} if database_url else {}
+    async with remote_rig() as rig, remote_slack_bot(rig, **store) as bot:
         assert bot.http is not None
         # warm up (imports, pools, caches) with a few short turns, not measured
         await rig.run(bot.http.url + EVENTS_PATH, turns=3, events=5, pace=0.01, spread=0.05)
@@ -176,7 +182,33 @@ async def overhead(
             figures.update(sorted(runs, key=lambda run: run[f"p99_ms_at_{size}"])[len(runs) // 2])
             if repeats > 1:  # a shared machine is noisy: the median run, and every run's p99
                 figures[f"p99_ms_runs_at_{size}"] = p99s
-    return result("overhead_last_event_to_final_edit", figures, {f"p99_ms_at_{top}": "< 20"})
+    return result(name, figures, {f"p99_ms_at_{top}": "< 20"})
+
+
+async def overhead_postgres(
+    sizes: tuple[int, ...] = (1, 1000), *, repeat: int = OVERHEAD_REPEATS, **kwargs: Any
+) -> Result:
+    """`overhead` with the bot on PostgreSQL, coordinating as a replica does (the thread's
+    lease, the person's slot across replicas, Stop polled from the store), on a fresh
+    schema of the local server the tests use."""
+    from bench.bench_store import DEFAULT_PG, drop_schema, fresh_schema
+
+    base = os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG
+    try:
+        url, schema = await fresh_schema(base)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as err:
+        figures = {"postgres": f"unreachable ({type(err).__name__})"}
+        return result("overhead_last_event_to_final_edit_postgres", figures)
+    try:
+        return await overhead(
+            sizes,
+            repeat=repeat,
+            database_url=url,
+            name="overhead_last_event_to_final_edit_postgres",
+            **kwargs,
+        )
+    finally:
+        await drop_schema(base, schema)
 
 
 # --- politeness and freshness -------------------------------------------------------------
@@ -343,6 +375,7 @@ def run(quick: bool = False) -> list[Result]:
     if quick:
         return [
             asyncio.run(overhead((1, 20), events=10, pace=0.05, repeat=1)),
+            asyncio.run(overhead_postgres((1, 20), events=10, pace=0.05, repeat=1)),
             asyncio.run(politeness(events=300, threads=10)),
             asyncio.run(throughput(turns=4, events=500)),
         ]
@@ -350,6 +383,7 @@ def run(quick: bool = False) -> list[Result]:
     # earlier scenarios left in this process (objects, threads, pools) is in its way
     return [
         run_child("bench_pipeline", "overhead"),
+        run_child("bench_pipeline", "overhead_postgres"),
         asyncio.run(politeness()),
         asyncio.run(throughput()),
     ]
@@ -358,6 +392,8 @@ def run(quick: bool = False) -> list[Result]:
 if __name__ == "__main__":
     if sys.argv[1:3] == ["--child", "overhead"]:
         print(json.dumps(asyncio.run(overhead())))
+    elif sys.argv[1:3] == ["--child", "overhead_postgres"]:
+        print(json.dumps(asyncio.run(overhead_postgres())))
     else:
         for item in run(quick="--quick" in sys.argv):
             print(item)

@@ -10,8 +10,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import pytest
-
 from adapters.discord.client import DiscordBot
 from adapters.discord.ratelimit import ChannelLimiter, StreamGate
 from adapters.discord.surface import DiscordSurface
@@ -146,16 +144,6 @@ def surface_in(fake: FakeDiscord, bot: DiscordBot) -> DiscordSurface:
     return bot.surface(key)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "with Discord's bucket headers (the fake sends them as Discord does) discord.py waits "
-        "for its own per-route bucket before the request, so the slot our limiter keeps for "
-        "the final edit is not enough: the final edit waits for the bucket's reset. Passes "
-        "with the headers off (`ratelimit_headers=False`); to fix, the reserve must come out "
-        "of discord.py's bucket too (or the final sent on another route)."
-    ),
-)
 async def test_a_final_edit_never_waits_for_the_channel_window() -> None:
     async with discord_bot() as (fake, bot):
         surface = surface_in(fake, bot)
@@ -173,6 +161,20 @@ async def test_a_final_edit_never_waits_for_the_channel_window() -> None:
         edits = [c for c in fake.calls if c.method == "PATCH"]
         assert len(edits) == 5 and fake.rate_limited == 0
         await asyncio.wait_for(waiting, 10)  # and the waiting one goes once the window moves
+
+
+async def test_an_edit_answered_429_returns_only_once_discord_py_has_retried_it() -> None:
+    """An edit returns early only on a success: a 429 is retried by discord.py, and the
+    edit returns once the retry landed."""
+    async with discord_bot() as (fake, bot):
+        surface = surface_in(fake, bot)
+        answer = await surface.post(View(status="💭 Thinking…", buttons=(STOP,)))
+        fake.force_429(1)
+        final = View(text="done", status="✅ Done", buttons=(REGEN,))
+        await asyncio.wait_for(surface.edit(answer, final, final=True), 10)
+        assert fake.rate_limited == 1
+        assert fake.messages[answer]["content"].startswith("done")
+        assert not bot.limiter.trailing  # nothing was left running
 
 
 async def test_a_new_answer_waits_for_room_in_the_global_budget() -> None:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -49,6 +50,7 @@ from adapters.discord.ratelimit import (
     opening_since,
     paid,
     route_through,
+    watch_answers,
 )
 from adapters.discord.spec import discord_application_id
 from adapters.discord.surface import DEFAULT_UPLOAD_LIMIT, MIN_EDIT_INTERVAL, DiscordSurface
@@ -136,6 +138,10 @@ class DiscordBot:
         if core is not None:  # every REST call counted in /metrics, 429s included
             core.metrics.watch(settings.discord_api_url, platform=PLATFORM)
             client_options.setdefault("http_trace", core.metrics.trace_config())
+        # edits return once Discord answered them (`until_answered`)
+        client_options["http_trace"] = watch_answers(
+            client_options.get("http_trace") or aiohttp.TraceConfig()
+        )
         self.client = client_for(settings, **client_options)
         self.tree = app_commands.CommandTree(self.client)
         register_commands(self.tree, self)
@@ -231,6 +237,8 @@ class DiscordBot:
 
     async def stop(self) -> None:
         await self._tasks.cancel_all()
+        for task in list(self.limiter.trailing):  # answered already: only discord.py waits
+            task.cancel()
         await self.client.close()
         if self._connection is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):

@@ -35,6 +35,7 @@ import asyncio
 import bisect
 import contextlib
 import itertools
+import logging
 import math
 import time
 from collections import deque
@@ -43,8 +44,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
+
 if TYPE_CHECKING:
     from discord.http import HTTPClient, Route
+
+log = logging.getLogger(__name__)
 
 DISCORD_RATE = 5
 DISCORD_PER = 5.0
@@ -205,6 +210,8 @@ class ChannelLimiter:
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = 0.0
         self._live: deque[float] = deque()  # when urgent and live requests were granted
+        # requests Discord has answered that discord.py still holds (see `until_answered`)
+        self.trailing: set[asyncio.Task[Any]] = set()
 
     def live_rate(self) -> float:
         """Urgent and live requests granted per second, over the last `LIVE_WINDOW` s."""
@@ -399,3 +406,64 @@ def route_through(http: HTTPClient, limiter: ChannelLimiter) -> None:
         return await send(route, **kwargs)
 
     http.request = request  # type: ignore[method-assign]
+
+
+# --- returning once Discord answered ------------------------------------------------------
+
+# Set by `until_answered` in the task that makes one request: resolved with the status of
+# the first response the request gets.
+_ANSWER: ContextVar[asyncio.Future[int] | None] = ContextVar("discord_answer", default=None)
+
+
+def watch_answers(trace: aiohttp.TraceConfig) -> aiohttp.TraceConfig:
+    """Hook `until_answered` into the client's aiohttp trace (discord.py's `http_trace`):
+    the callbacks run in the task of the request they trace, so each finds its own waiter."""
+
+    async def on_request_end(
+        _session: aiohttp.ClientSession, _ctx: Any, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        answer = _ANSWER.get()
+        if answer is not None and not answer.done():
+            answer.set_result(params.response.status)
+
+    trace.on_request_end.append(on_request_end)
+    return trace
+
+
+async def until_answered(call: Callable[[], Awaitable[Any]], keep: set[asyncio.Task[Any]]) -> None:
+    """Make one request (`call`, whose result is not needed) and return as soon as Discord
+    answered it with success.
+
+    Why: when a request takes the last slot of its route's bucket, discord.py sleeps until
+    the bucket resets *before returning* (in `Ratelimit.__aexit__`, about 5 s for message
+    edits), although Discord applied the request long before. A final edit takes exactly that
+    slot (the one the limiter keeps for it), and nothing the turn does next should wait 5 s
+    for it. The request's task goes on in `keep` until discord.py is done with it; an answer
+    that is not a success (a 429 discord.py retries, an error) is awaited to its end, so the
+    caller sees what discord.py makes of it."""
+    answer: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    async def request() -> None:
+        _ANSWER.set(answer)
+        await call()
+
+    task = asyncio.ensure_future(request())
+    try:
+        await asyncio.wait((task, answer), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task.done() or not 200 <= answer.result() < 300:
+        await task
+        return
+    keep.add(task)
+    task.add_done_callback(_forget(keep))
+
+
+def _forget(keep: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    def done(task: asyncio.Task[Any]) -> None:
+        keep.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a request answered with success failed afterwards: %r", task.exception())
+
+    return done

@@ -28,7 +28,7 @@ from typing import Any
 import discord
 
 from adapters.discord.errors import discord_errors, platform_error
-from adapters.discord.ratelimit import ChannelLimiter, StreamGate, paid
+from adapters.discord.ratelimit import ChannelLimiter, StreamGate, paid, until_answered
 from adapters.discord.views import components_of, content_of
 from bot.errors import MediaRejected
 from bot.i18n import N_, _
@@ -164,10 +164,15 @@ class DiscordSurface:
         try:
             async with self._send_lock:  # edits of one message must reach Discord in order
                 with discord_errors(), paid():
-                    await self._edit_message(
-                        message_id,
-                        content=content_of(pending.view),
-                        view=components_of(pending.view),
+                    # returns once Discord has the edit, not when discord.py is done
+                    # sleeping on the bucket the edit emptied (the final's kept slot)
+                    await until_answered(
+                        lambda: self._edit_message(
+                            message_id,
+                            content=content_of(pending.view),
+                            view=components_of(pending.view),
+                        ),
+                        self._limiter.trailing,
                     )
                 self._written = time.monotonic()
                 self._sent[message_id] = pending.view

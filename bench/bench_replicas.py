@@ -1,0 +1,117 @@
+"""Two replicas vs one on the same load: calls per workspace and 429s, on PostgreSQL.
+
+Slack scenario B of `bench_answers` (20 conversations at once in one workspace, each in its
+own channel, 500 deltas over 10 s each) against the fake Slack with Slack's limits on
+(`chat.update` 50 a minute per workspace with bursts of 10, `chat.postMessage` one a second
+per channel), run twice in the same run: by one bot process, and by two replicas of it on
+one PostgreSQL schema with the slash commands spread over them as a load balancer would.
+
+Figures: the Web API calls the workspace received over the runs (`calls`), the 429s it
+answered, and the answers' `done` / `blind` / `exact` as in `bench_answers`. The replicas
+share every budget through the store (`bot.shared_budgets`), so the target is that two
+replicas make no more calls than one (`two_over_one_calls` at most 1.05: the few tokens a
+replica draws ahead) and earn no 429.
+
+Run: `python -m bench.bench_replicas [--quick]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.bench_answers import (
+    B,
+    BotProcess,
+    Outcome,
+    Scenario,
+    ScriptedSimulator,
+    bot_env,
+    figures_of,
+    slack_run,
+)
+from bench.bench_store import DEFAULT_PG, drop_schema, fresh_schema
+from bench.common import ROOT_DIR, SIGNING_SECRET, Result, result
+from tests.limited_slack import LimitedSlack
+
+RUNS = 2
+
+
+async def replicas_scenario(
+    folder: Path, url: str, scenario: Scenario, *, replicas: int, runs: int, tag: str
+) -> tuple[Outcome, int]:
+    """`runs` runs of `scenario` answered by `replicas` bot processes on database `url`:
+    the outcome, and the Web API calls the workspace received during them."""
+    sim = ScriptedSimulator()
+    slack = LimitedSlack.slack_like()
+    async with sim, slack, contextlib.AsyncExitStack() as stack:
+        urls = []
+        for _ in range(replicas):
+            env = bot_env(
+                folder,
+                ROOT_DIR,
+                sim,
+                database_url=url,
+                slack_bot_token=slack.bot_token,
+                slack_signing_secret=SIGNING_SECRET,
+                slack_api_url=slack.api_url,
+            )
+            await stack.enter_async_context(BotProcess(ROOT_DIR, "slack", env))
+            urls.append(f"http://127.0.0.1:{env['HTTP_PORT']}/slack/events")
+        before = len(slack.calls)
+        total = Outcome()
+        for run in range(runs):
+            total.add(await slack_run(slack, sim, urls, scenario, run, tag))
+        return total, len(slack.calls) - before
+
+
+async def compare(quick: bool) -> Result:
+    scenario = Scenario("B", 4, 200, 1_200, seconds=4.0) if quick else B
+    runs = 1 if quick else RUNS
+    base = os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG
+    figures: dict[str, Any] = {"conversations_per_run": scenario.conversations, "runs": runs}
+    with tempfile.TemporaryDirectory() as name:
+        outcomes: dict[int, tuple[Outcome, int]] = {}
+        for replicas in (1, 2):
+            try:
+                url, schema = await fresh_schema(base)
+            except (OSError, asyncpg.PostgresError, TimeoutError) as err:
+                figures["postgres"] = f"unreachable ({type(err).__name__})"
+                return result("replicas_calls_per_workspace", figures)
+            try:
+                outcomes[replicas] = await replicas_scenario(
+                    Path(name), url, scenario, replicas=replicas, runs=runs, tag=f"r{replicas}"
+                )
+            finally:
+                await drop_schema(base, schema)
+    for replicas, label in ((1, "one"), (2, "two")):
+        outcome, calls = outcomes[replicas]
+        figures[f"{label}_calls"] = calls
+        found = figures_of(outcome, label)
+        for key in ("429", "exact", "done_p99_s", "blind_max_s"):
+            figures[f"{label}_{key}"] = found[f"{label}_{key}"]
+    figures["two_over_one_calls"] = round(figures["two_calls"] / max(1, figures["one_calls"]), 3)
+    n = runs * scenario.conversations
+    targets = {
+        "two_over_one_calls": "<= 1.05",
+        "two_429": "== 0",
+        "two_exact": f"== {n}",
+        "one_exact": f"== {n}",
+    }
+    return result("replicas_calls_per_workspace", figures, targets)
+
+
+def run(quick: bool = False) -> list[Result]:
+    return [asyncio.run(compare(quick))]
+
+
+if __name__ == "__main__":
+    for item in run(quick="--quick" in sys.argv):
+        print(item)
