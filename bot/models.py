@@ -502,3 +502,17 @@ class JobRecord:
     error: str | None = None
     # The replica following the job; another replica takes it over once this one stops beating.
     owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRefusal:
+    """What a replica learned from a 429 about shared budget `name` (rates in calls a second,
+    times in wall-clock seconds): go on at `rate`, grow no higher than `ceiling` until
+    `until`. `source` names the replica that learned it; `at` is when it was recorded."""
+
+    name: str
+    source: str
+    rate: float
+    ceiling: float
+    until: float
+    at: float

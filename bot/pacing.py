@@ -51,6 +51,7 @@ PROBE_GROWTH = 1.25  # rate × this per call that went through while demand wait
 CAUTIOUS_STEP = 0.02  # after a 429: + this share of the tier's rate per such call
 CEILING_SHARE = 0.75  # of the refused rate: the ceiling a 429 leaves behind
 PRUNE_AT = 4096  # budgets remembered before idle, full ones are forgotten
+ADOPT_GRACE = 5.0  # seconds after taking on a lesson in which a 429 teaches nothing new
 # A live edit's fallback waits this much longer when the budget's next call is at most this
 # far off: the budget's own way is then about to serve it.
 FALLBACK_GRACE = 0.05
@@ -116,6 +117,7 @@ class _Level:
     pressed: bool = False  # demand has waited since the bucket was last full
     ceiling: float = math.inf  # learned from a 429, until `ceiling_until`
     ceiling_until: float = 0.0
+    adopted_at: float = -math.inf  # when another replica's lesson was last taken on
 
 
 class LocalBudgets:
@@ -163,6 +165,30 @@ class LocalBudgets:
         level = self._levels.get(key)
         return tier.adaptive and (level is None or now >= level.ceiling_until)
 
+    def press(self, key: str, tier: Tier, now: float) -> None:
+        """Demand waited for this budget elsewhere (the replicas' shared bucket): it may
+        grow as if it had waited here."""
+        self._level(key, tier, now).pressed = True
+
+    def lesson(self, key: str, now: float) -> tuple[float, float, float] | None:
+        """What a 429 taught this budget, while it is remembered: (rate now, ceiling,
+        seconds it is still remembered); None when nothing is."""
+        level = self._levels.get(key)
+        if level is None or now >= level.ceiling_until:
+            return None
+        return level.rate, level.ceiling, level.ceiling_until - now
+
+    def adopt(
+        self, key: str, tier: Tier, now: float, *, rate: float, ceiling: float, remember: float
+    ) -> None:
+        """Take on what another replica's 429 taught the same budget, as if it had been
+        refused here (without the block: the shared bucket holds every replica back)."""
+        level = self._level(key, tier, now)
+        level.ceiling = max(tier.floor, ceiling)
+        level.rate = max(tier.floor, min(level.rate, rate, level.ceiling))
+        level.ceiling_until = max(level.ceiling_until, now + remember)
+        level.adopted_at = now
+
     def rate(self, key: str) -> float | None:
         """The budget's current rate (for logs and tests)."""
         level = self._levels.get(key)
@@ -170,7 +196,9 @@ class LocalBudgets:
 
     @staticmethod
     def _refused(level: _Level, tier: Tier, now: float, retry_after: float) -> None:
-        first = now >= level.blocked_until  # calls in flight together bring several 429s
+        # calls in flight together bring several 429s, and so do the replicas' calls made
+        # before one of them learned (and told the others) what the workspace allows
+        first = now >= level.blocked_until and now - level.adopted_at >= ADOPT_GRACE
         level.blocked_until = max(level.blocked_until, now + max(0.0, retry_after))
         level.tokens = min(level.tokens, 0.0)
         if not first or not tier.adaptive:

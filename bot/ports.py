@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from bot.http import HttpServer
 
 from bot.models import (
+    BudgetRefusal,
     ChannelKey,
     ChannelSettings,
     Form,
@@ -398,6 +399,14 @@ class BudgetStore(Protocol):
         """The platform refused a call (a 429 saying when to come back): leave bucket `name`
         empty until `until`, so no replica's caller is told a slot before then. Tokens
         already drawn stay drawn; a bucket already blocked longer stays so."""
+        ...
+
+    async def record_refusal(self, refusal: BudgetRefusal) -> None:
+        """Keep what a replica learned from a 429 (the latest per budget), for the others."""
+        ...
+
+    async def refusals_since(self, at: float) -> list[BudgetRefusal]:
+        """The refusals recorded after `at` (wall time), oldest first."""
         ...
 
 

@@ -16,7 +16,11 @@ use when a replica goes quiet; it never lets the replicas together exceed the bu
 every slot was handed out by the store once.
 
 A 429 (`block`) empties the bucket in the store until its `Retry-After` has passed, so the
-other replicas hold back too instead of each earning its own 429.
+other replicas hold back too instead of each earning its own 429. And what the 429 taught
+(the adaptive budget's lower rate and its ceiling, remembered for a while: `bot.pacing`) is
+recorded in the store (`publish`); every replica polls for such lessons once a second and
+adopts them, so the replicas of one app learn a workspace's limit once, together, and a
+replica that starts later begins from what the others know.
 
 When the store cannot be reached, the local budgets still pace this replica (the wait falls
 back to them, logged once a minute): a database hiccup slows nothing down.
@@ -28,11 +32,13 @@ import asyncio
 import logging
 import math
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.models import BudgetRefusal
 from bot.pacing import LocalBudgets, Tier
 from bot.ports import BudgetStore
 
@@ -44,6 +50,8 @@ POLL = 0.005  # seconds a caller waits while its tokens are being drawn
 COMPLAIN_EVERY = 60.0  # seconds between log lines about an unreachable store
 PRUNE_AT = 4096  # buckets remembered before idle ones are forgotten
 IDLE = 600.0  # seconds unused after which a bucket's drawn tokens may be forgotten
+LESSON_POLL = 1.0  # seconds between reads of what other replicas learned from 429s
+SHORT_MEMORY = 5.0  # seconds a wait for the shared bucket counts as demand for growth
 
 
 @dataclass(slots=True)
@@ -53,6 +61,7 @@ class _Bucket:
     ready: deque[float] = field(default_factory=deque)  # slots of drawn tokens, in order
     wanted: int = 0  # callers that found no token since the last draw began
     drawing: bool = False
+    flowing: bool = True  # the last draw found tokens to spare (no wait)
     used_at: float = 0.0
 
 
@@ -65,6 +74,7 @@ class SharedTokens:
         *,
         clock: Callable[[], float] = time.time,
         ahead: int = AHEAD,
+        poll: float = LESSON_POLL,
     ) -> None:
         """`clock` is wall time: the store's buckets are shared by processes, whose
         monotonic clocks do not agree."""
@@ -75,10 +85,20 @@ class SharedTokens:
         self._tasks: set[asyncio.Task[None]] = set()
         self._complained = -math.inf
         self.draws = 0  # tokens drawn from the store (for tests and the bench)
+        self.source = uuid.uuid4().hex[:12]  # this replica, in the lessons it records
+        self._poll = poll
+        self._listeners: list[Callable[[BudgetRefusal], None]] = []
+        self._poller: asyncio.Task[None] | None = None
+        self._seen = 0.0  # the newest lesson read (wall time)
+
+    def now(self) -> float:
+        return self._clock()
 
     def take(self, name: str, *, rate: float, burst: float) -> float:
         """0.0 when a token was taken (spend it now), else seconds until one may be there."""
         now = self._clock()
+        if self._listeners and self._poller is None:
+            self._poller = asyncio.ensure_future(self._read_lessons())
         bucket = self._bucket(name, rate, burst, now)
         bucket.used_at = now
         if bucket.ready and bucket.ready[0] <= now:
@@ -104,7 +124,20 @@ class SharedTokens:
         bucket.ready = deque(max(at, until) for at in bucket.ready)
         self._spawn(self._block(name, rate=rate, burst=burst, now=now, until=until))
 
+    def publish(self, name: str, *, rate: float, ceiling: float, until: float) -> None:
+        """Record what a 429 taught budget `name` (see the module), for the other replicas."""
+        lesson = BudgetRefusal(name, self.source, rate, ceiling, until, self._clock())
+        self._spawn(self._record(lesson))
+
+    def listen(self, listener: Callable[[BudgetRefusal], None]) -> None:
+        """Call `listener` with every lesson another replica records (and those recorded
+        before this one started, while they are still remembered)."""
+        self._listeners.append(listener)
+
     async def aclose(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -123,9 +156,19 @@ class SharedTokens:
         return bucket
 
     def _draw(self, name: str, bucket: _Bucket) -> None:
+        """Draw what callers want while the store's bucket has tokens to spare; once it is
+        short (the last draw came with a wait), hold one future slot at a time: drawing
+        more would book this replica's callers seconds ahead, slots the other replicas'
+        callers (and a newer edit of ours) may need sooner."""
         if bucket.drawing:
             return
-        count = min(MAX_DRAW, max(self._ahead - len(bucket.ready), bucket.wanted))
+        now = self._clock()
+        booked = sum(1 for at in bucket.ready if at > now)
+        if bucket.flowing:  # at most a burst: all the bucket could have to spare
+            wanted = max(self._ahead - len(bucket.ready), bucket.wanted)
+            count = min(MAX_DRAW, math.ceil(bucket.burst), wanted)
+        else:
+            count = 1 if booked < self._ahead else 0
         if count <= 0:
             return
         bucket.drawing = True
@@ -142,6 +185,7 @@ class SharedTokens:
                 )
             )
             slots = [now + wait for wait in waits]
+            bucket.flowing = all(wait == 0 for wait in waits)
             self.draws += count
         except Exception as err:  # the local budgets still pace this replica
             self._complain(err)
@@ -149,7 +193,7 @@ class SharedTokens:
         finally:
             bucket.drawing = False
         bucket.ready.extend(slots)
-        if len(bucket.ready) > 1 and bucket.ready[-2] > bucket.ready[-1]:
+        if len(bucket.ready) > 1:
             bucket.ready = deque(sorted(bucket.ready))
         if bucket.wanted:  # callers came while drawing
             self._draw(name, bucket)
@@ -161,6 +205,28 @@ class SharedTokens:
             await self._store.block_budget(name, rate=rate, burst=burst, now=now, until=until)
         except Exception as err:
             self._complain(err)
+
+    async def _record(self, lesson: BudgetRefusal) -> None:
+        try:
+            await self._store.record_refusal(lesson)
+        except Exception as err:
+            self._complain(err)
+
+    async def _read_lessons(self) -> None:
+        while True:
+            try:
+                lessons = await self._store.refusals_since(self._seen)
+            except Exception as err:
+                self._complain(err)
+                lessons = []
+            now = self._clock()
+            for lesson in lessons:
+                self._seen = max(self._seen, lesson.at)
+                if lesson.source == self.source or lesson.until <= now:
+                    continue
+                for listener in self._listeners:
+                    listener(lesson)
+            await asyncio.sleep(self._poll)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -190,6 +256,16 @@ class SharedBudgets:
         self.tokens = tokens
         self.local = local if local is not None else LocalBudgets()
         self.scope = ""
+        self._short: dict[str, float] = {}  # when the shared bucket last made a key wait
+        self._lessons: dict[str, BudgetRefusal] = {}  # by key, adopted at its next call
+        tokens.listen(self._heard)
+
+    def _heard(self, lesson: BudgetRefusal) -> None:
+        prefix = f"{self.scope}/" if self.scope else ""
+        if lesson.name.startswith(prefix):
+            if len(self._lessons) >= PRUNE_AT:
+                self._lessons.clear()
+            self._lessons[lesson.name[len(prefix) :]] = lesson
 
     def _name(self, key: str) -> str:
         return f"{self.scope}/{key}" if self.scope else key
@@ -199,12 +275,18 @@ class SharedBudgets:
         return rate if rate is not None else tier.rate
 
     def take(self, key: str, tier: Tier, now: float) -> float:
+        if self._lessons and key in self._lessons:
+            self._adopt(key, tier, now, self._lessons.pop(key))
         wait = self.local.take(key, tier, now)
         if wait > 0:
             return wait
         wait = self.tokens.take(self._name(key), rate=self._rate(key, tier), burst=tier.burst)
-        if wait > 0:
+        if wait > 0:  # the replicas together spent it: give back ours, and wait as they do
             self.local.refund(key, tier, now)
+            if wait > POLL:  # short of budget, not just waiting for a draw to come back
+                if len(self._short) >= PRUNE_AT:
+                    self._short.clear()
+                self._short[key] = now
         return wait
 
     def refund(self, key: str, tier: Tier, now: float) -> None:
@@ -212,14 +294,30 @@ class SharedBudgets:
         self.tokens.give_back(self._name(key))
 
     def settle(self, key: str, tier: Tier, now: float, *, retry_after: float | None) -> None:
+        if now - self._short.pop(key, -math.inf) < SHORT_MEMORY:
+            # demand waited for the shared bucket: an adaptive budget grows as it would
+            # have had it waited for its own (the local one stays full under the shared)
+            self.local.press(key, tier, now)
+        before = self.local.lesson(key, now)
         self.local.settle(key, tier, now, retry_after=retry_after)
-        if retry_after is not None:
-            self.tokens.block(
-                self._name(key),
-                rate=self._rate(key, tier),
-                burst=tier.burst,
-                retry_after=retry_after,
+        if retry_after is None:
+            return
+        self.tokens.block(
+            self._name(key), rate=self._rate(key, tier), burst=tier.burst, retry_after=retry_after
+        )
+        lesson = self.local.lesson(key, now)
+        if lesson is not None and lesson != before:  # a new lesson: tell the others
+            rate, ceiling, remember = lesson
+            until = self.tokens.now() + remember
+            self.tokens.publish(self._name(key), rate=rate, ceiling=ceiling, until=until)
+
+    def _adopt(self, key: str, tier: Tier, now: float, lesson: BudgetRefusal) -> None:
+        remember = lesson.until - self.tokens.now()
+        if remember > 0 and tier.adaptive:
+            self.local.adopt(
+                key, tier, now, rate=lesson.rate, ceiling=lesson.ceiling, remember=remember
             )
+            log.info("budget %s: adopted %.2f/s, at most %.2f/s", key, lesson.rate, lesson.ceiling)
 
     def learning(self, key: str, tier: Tier, now: float) -> bool:
         return self.local.learning(key, tier, now)

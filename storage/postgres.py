@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from bot.models import (
+    BudgetRefusal,
     ChannelKey,
     ChannelSettings,
     GenerationRecord,
@@ -397,6 +398,29 @@ class PostgresStore(PostgresOperators):
             burst,
             rate,
         )
+
+    async def record_refusal(self, refusal: BudgetRefusal) -> None:
+        r = refusal
+        await self._pool.execute(
+            "INSERT INTO budget_refusals (name, source, rate, ceiling, until_at, at) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO UPDATE SET "
+            "source=EXCLUDED.source, rate=EXCLUDED.rate, ceiling=EXCLUDED.ceiling, "
+            "until_at=EXCLUDED.until_at, at=EXCLUDED.at",
+            r.name,
+            r.source,
+            r.rate,
+            r.ceiling,
+            r.until,
+            r.at,
+        )
+
+    async def refusals_since(self, at: float) -> list[BudgetRefusal]:
+        rows = await self._pool.fetch(
+            "SELECT name, source, rate, ceiling, until_at, at FROM budget_refusals "
+            "WHERE at > $1 ORDER BY at",
+            at,
+        )
+        return [BudgetRefusal(*row) for row in rows]
 
     async def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> bool:
         won = await self._pool.fetchval(

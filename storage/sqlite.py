@@ -25,6 +25,7 @@ from typing import Any
 import aiosqlite
 
 from bot.models import (
+    BudgetRefusal,
     ChannelKey,
     ChannelSettings,
     GenerationRecord,
@@ -411,6 +412,24 @@ class SqliteStore(SqliteOperators):
             "excluded.tokens), at = max(budgets.at, excluded.at)",
             (name, -max(0.0, until - now) * rate, now, burst, rate),
         )
+
+    async def record_refusal(self, refusal: BudgetRefusal) -> None:
+        r = refusal
+        await self._write(
+            "INSERT INTO budget_refusals (name, source, rate, ceiling, until_at, at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "source=excluded.source, rate=excluded.rate, ceiling=excluded.ceiling, "
+            "until_at=excluded.until_at, at=excluded.at",
+            (r.name, r.source, r.rate, r.ceiling, r.until, r.at),
+        )
+
+    async def refusals_since(self, at: float) -> list[BudgetRefusal]:
+        rows = await self._all(
+            "SELECT name, source, rate, ceiling, until_at, at FROM budget_refusals "
+            "WHERE at > ? ORDER BY at",
+            (at,),
+        )
+        return [BudgetRefusal(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     async def acquire_lease(self, name: str, holder: str, *, ttl: float, now: float) -> bool:
         """One upsert that takes a free or expired lease or renews the holder's own; the

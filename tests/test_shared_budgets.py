@@ -32,6 +32,9 @@ class WallClock:
         return self.now
 
 
+_TOKENS: list[SharedTokens] = []  # closed after each test (their lesson readers)
+
+
 @pytest.fixture
 async def stores() -> AsyncIterator[list[Store]]:
     async with fresh_schema_url() as url:
@@ -39,6 +42,8 @@ async def stores() -> AsyncIterator[list[Store]]:
         try:
             yield opened
         finally:
+            while _TOKENS:
+                await _TOKENS.pop().aclose()
             for store in opened:
                 await store.close()
 
@@ -53,7 +58,8 @@ async def drawn(*tokens: SharedTokens) -> None:
 
 
 def replica(store: Store, clock: WallClock) -> SharedBudgets:
-    state = SharedBudgets(SharedTokens(store, clock=clock))
+    _TOKENS.append(tokens := SharedTokens(store, clock=clock))
+    state = SharedBudgets(tokens)
     state.scope = "slack:T1"
     return state
 
@@ -92,6 +98,47 @@ async def test_two_replicas_together_make_the_calls_one_budget_allows(
     assert solo > allowed
 
 
+async def test_budgets_shared_by_replicas_still_grow_while_no_429_comes(
+    stores: list[Store],
+) -> None:
+    """An adaptive budget grows while demand waits; under the shared bucket the waiting
+    happens there (each replica's own budget stays half full), and it must still grow."""
+    tier = Tier(rate=4.0, burst=2, ceiling=100.0)
+    clock = WallClock()
+    states = [replica(store, clock) for store in stores]
+    for _ in range(40):
+        clock.now += 0.1
+        for state in states:
+            for _ in range(5):
+                if state.take(KEY, tier, clock.now) == 0:
+                    state.settle(KEY, tier, clock.now, retry_after=None)
+        await drawn(*(s.tokens for s in states))
+    for state in states:
+        rate = state.local.rate(KEY)
+        assert rate is not None and rate > tier.rate * 2
+
+
+async def test_a_crowd_of_callers_books_no_more_than_the_bucket_could_spare(
+    stores: list[Store],
+) -> None:
+    """Twenty callers at once on one replica: it draws at most a burst, then one slot at a
+    time, so it never books seconds of the shared budget ahead of the other replicas; the
+    slots it holds are served in order."""
+    clock = WallClock()
+    state, other = replica(stores[0], clock), replica(stores[1], clock)
+    for _ in range(5):
+        for _ in range(20):
+            state.take(KEY, TIER, clock.now)
+        await drawn(state.tokens)
+    bucket = state.tokens._buckets[f"slack:T1/{KEY}"]
+    assert len(bucket.ready) <= TIER.burst + 1
+    assert list(bucket.ready) == sorted(bucket.ready)
+    # the other replica's caller is told a slot within a few of the bucket's intervals
+    other.take(KEY, TIER, clock.now)
+    await drawn(other.tokens)
+    assert other.take(KEY, TIER, clock.now) <= (TIER.burst + 2) / TIER.rate
+
+
 async def test_a_429_on_one_replica_holds_the_other_back(stores: list[Store]) -> None:
     clock = WallClock()
     refused, other = (replica(store, clock) for store in stores)
@@ -114,6 +161,47 @@ async def test_a_429_on_one_replica_holds_the_other_back(stores: list[Store]) ->
     assert wait > 0
     clock.now += 3.5
     assert other.take(KEY, TIER, clock.now) == 0
+
+
+async def test_what_a_429_taught_one_replica_every_replica_adopts(stores: list[Store]) -> None:
+    """The lesson (a lower rate, a ceiling for a while) is learned once for all replicas:
+    the others, and one that starts later, pace as the refused one does, and stop treating
+    the budget as still to be explored (which decides how long a live edit may wait)."""
+    tier = Tier(rate=4.0, burst=2, ceiling=100.0)
+    clock = WallClock()
+
+    def started(store: Store) -> SharedBudgets:
+        _TOKENS.append(tokens := SharedTokens(store, clock=clock, poll=0.01))
+        state = SharedBudgets(tokens)
+        state.scope = "slack:T1"
+        state.take(KEY, tier, clock.now)  # in use: it reads the others' lessons from now on
+        return state
+
+    refused, other = started(stores[0]), started(stores[1])
+    await drawn(refused.tokens, other.tokens)
+    assert refused.take(KEY, tier, clock.now) == 0
+    refused.settle(KEY, tier, clock.now, retry_after=1.0)  # refused at the documented rate
+    assert refused.local.rate(KEY) == 2.0 and not refused.learning(KEY, tier, clock.now)
+    assert other.learning(KEY, tier, clock.now)
+
+    async def heard(state: SharedBudgets) -> None:
+        for _ in range(200):
+            if KEY in state._lessons:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the lesson never arrived")
+
+    await heard(other)
+    other.take(KEY, tier, clock.now)  # adopted at its next call
+    assert other.local.rate(KEY) == 2.0 and not other.learning(KEY, tier, clock.now)
+    # a 429 the other earns right after (a call it made before it knew) teaches nothing new
+    other.settle(KEY, tier, clock.now, retry_after=1.0)
+    assert other.local.rate(KEY) == 2.0
+    # a replica that starts after the 429 begins from the lesson too
+    later = started(stores[1])
+    await heard(later)
+    later.take(KEY, tier, clock.now)
+    assert later.local.rate(KEY) == 2.0 and not later.learning(KEY, tier, clock.now)
 
 
 async def test_a_refunded_call_gives_its_token_to_the_next_caller(stores: list[Store]) -> None:

@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 
 from bot.models import (
+    BudgetRefusal,
     ChannelKey,
     ChannelSettings,
     GenerationRecord,
@@ -646,6 +647,24 @@ async def test_a_blocked_budget_tells_no_caller_a_slot_before_the_block_ends(
     # a bucket never seen before is blocked too
     await refused.block_budget("discord:bot", rate=10, burst=2, now=0.0, until=1.0)
     assert await other.take_token("discord:bot", rate=10, burst=2, now=0.5) == pytest.approx(0.6)
+
+
+async def test_what_one_replica_learned_from_a_429_reaches_the_others(
+    replicas: list[Store],
+) -> None:
+    learned, other = replicas[0], replicas[1]
+    assert await other.refusals_since(0.0) == []
+    first = BudgetRefusal("slack:T1/chat.update", "r0", 0.75, 1.0, 700.0, 100.0)
+    await learned.record_refusal(first)
+    assert await other.refusals_since(0.0) == [first]
+    assert await other.refusals_since(100.0) == []  # only what is newer than `at`
+    # the latest per budget replaces the one before, and they come oldest first
+    later = BudgetRefusal("slack:T1/chat.update", "r1", 0.5, 0.75, 800.0, 200.0)
+    posts = BudgetRefusal("slack:T1/chat.postMessage:C1", "r1", 1.0, 1.0, 750.0, 150.0)
+    await other.record_refusal(later)
+    await other.record_refusal(posts)
+    assert await learned.refusals_since(0.0) == [posts, later]
+    assert await learned.refusals_since(160.0) == [later]
 
 
 # --- LeaseStore --------------------------------------------------------------------------
