@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import readme
 from bench.common import Result, meets
 
 MODULES = (
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick and not args.only:
         RESULTS.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
         print(f"\nwrote {RESULTS.name}", file=sys.stderr)
+        if readme.update(results=RESULTS):
+            print("regenerated the README's performance table", file=sys.stderr)
     print(f"\n{len(failed)} target(s) missed: {failed}" if failed else "\nall targets met")
     return 0
 
