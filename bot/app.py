@@ -67,6 +67,7 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 50)
+    gc.enable()  # the command line turns it off while it starts up
 
 
 def new_http_session(*, metrics: Metrics | None = None) -> aiohttp.ClientSession:

@@ -4,7 +4,8 @@ One module for every platform and for the renderer:
 - `Tier`: where a budget starts (a platform's documented rate and burst) and how far it may
   grow;
 - `BudgetState`: the state of every budget, behind four methods, so the replicas of one app
-  could share it later (a store instead of `LocalBudgets`, the in-process default);
+  share it (`bot.shared_budgets.SharedBudgets`, on the store; `LocalBudgets` is the
+  in-process default);
 - `Budget`: one budget (say `chat.update` of one workspace) as callers use it: take a call's
   worth now or learn how long until one, wait for one, say how the call went;
 - `EditScheduler`: one per budget; pending edits of a message coalesce (only the newest state

@@ -14,7 +14,8 @@ for posts. `chat.update` starts at the documented tier and grows while no 429 co
 (whose `Retry-After` every budget honours) teaches it a ceiling. Posts stay at Slack's "one a
 second": that is the channel's real limit, not a floor. Explicit rates pin a budget (tests, or
 an operator who knows the workspace's limits). The state lives behind
-`bot.pacing.BudgetState`, so the replicas of one app could share it.
+`bot.pacing.BudgetState`: in this process, or with replicas shared through the store
+(`bot.shared_budgets`), so the replicas of one app spend one workspace's budget once.
 
 The paced methods are not retried by slack_sdk's 429 handler (`PacedRetryHandler`): a live
 edit that earned a 429 is better re-sent with newer text, and a final one delivered another
@@ -104,7 +105,7 @@ class SlackLimiter:
         patience: tuple[float, float] = (PATIENCE_LEARNING, PATIENCE_LIMITED),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`state` holds the budgets (shared by replicas, some day); `patience` is how long
+        """`state` holds the budgets (shared by the replicas, on PostgreSQL); `patience` is how long
         a live edit may wait for chat.update before it is posted as a continuation, while the
         budget is learning and once it is not."""
         self.state: BudgetState = state if state is not None else LocalBudgets()
