@@ -68,6 +68,10 @@ STATUS_GAP = 2  # characters an adapter may put between the status line and the 
 NEAR_FULL = 0.5  # past this share of a page, live text stops at a word break
 MAX_SOURCES = 5
 MAX_BUTTON_LABEL = 80
+# deltas kept apart before they are joined: between two edits (seconds apart when many turns
+# share the live-edit budget) a turn would otherwise hold one small string per delta, and
+# those outlive everything allocated around them (memory per turn: `make bench`)
+JOIN_AT = 32
 INTERRUPTED_STATUS = N_("⚠️ Interrupted by a restart: press Regenerate or send it again.")
 MAX_ANSWER_BUTTONS = 24  # Discord allows 25 components; one is Regenerate
 
@@ -166,7 +170,10 @@ class ReplyRenderer:
         """Fold one event into the state. Cheap on purpose: called once per stream event."""
         # the most frequent events first; isinstance on these leaf classes costs ~40 ns
         if isinstance(event, TextResponse):
-            self._parts.append(event.content)
+            parts = self._parts
+            parts.append(event.content)
+            if len(parts) >= JOIN_AT:  # a few strings, not one per delta, live per turn
+                self._parts = ["".join(parts)]
             self._text_started = True
             self._activity = None
         elif isinstance(event, ThinkingDelta):

@@ -107,6 +107,10 @@ def test_invalid_settings_name_the_setting_but_never_echo_its_value(tmp_path: Pa
     assert "input_value" not in result.stderr and "Traceback" not in result.stderr
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def test_simulate_serves_the_protocol(tmp_path: Path, unused_tcp_port: int) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -118,7 +122,10 @@ async def test_simulate_serves_the_protocol(tmp_path: Path, unused_tcp_port: int
         cwd=tmp_path,
         env=clean_env(),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        # Ctrl-C as at a terminal: a test run started in the background (`make test &`)
+        # ignores SIGINT, and an ignored signal stays ignored in the children it starts
+        preexec_fn=_default_sigint,
     )
     try:
         async with aiohttp.ClientSession() as session:
@@ -138,4 +145,10 @@ async def test_simulate_serves_the_protocol(tmp_path: Path, unused_tcp_port: int
             assert data["choices"][0]["message"]["content"]
     finally:
         proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.wait(), 10)
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            assert proc.stderr is not None
+            said = (await proc.stderr.read()).decode(errors="replace")
+            raise AssertionError(f"the simulator did not stop on SIGINT:\n{said[-3000:]}") from None
