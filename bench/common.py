@@ -546,7 +546,9 @@ class _Rig:
         channels = [f"{tag}C{i}" for i in range(turns)]
         sent: dict[int, float] = {}
         statuses: list[int] = []
-        connector = aiohttp.TCPConnector(limit=0)
+        # Slack's side sends over a pool of connections, as Slack (or the load balancer in
+        # front of the bot) does: not one connection per command, each left open
+        connector = aiohttp.TCPConnector(limit=RIG_CONNECTIONS)
         async with aiohttp.ClientSession(connector=connector) as http, LagProbe() as probe:
             cpu0, wall0 = cpu_seconds(), time.monotonic()
             first = wall0 + 0.05
@@ -617,6 +619,9 @@ def serve_rig() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     asyncio.run(_Rig().serve_forever())
+
+
+RIG_CONNECTIONS = 64  # the rig's connections to the bot for the slash commands
 
 
 class remote_rig:

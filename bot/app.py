@@ -19,7 +19,6 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 
-import aiohttp
 from pydantic import SecretStr
 
 from bot.commands import Commands
@@ -40,6 +39,7 @@ from bot.operators import Operators
 from bot.ports import AdapterSpec, Platform
 from bot.references import References
 from bot.replicas import POLL, Coordinator, every
+from bot.sessions import new_http_session
 from bot.shared_budgets import SharedTokens
 from bot.tasks import BackgroundTasks
 from bot.webhooks import webhook_routes
@@ -68,15 +68,6 @@ def tune_gc() -> None:
     gc.freeze()
     gc.set_threshold(20_000, 20, 50)
     gc.enable()  # the command line turns it off while it starts up
-
-
-def new_http_session(*, metrics: Metrics | None = None) -> aiohttp.ClientSession:
-    """The one `ClientSession` of the process: pooled connections to every service."""
-    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300)
-    traces = [metrics.trace_config()] if metrics is not None else []
-    # trust_env=False: with it aiohttp looks up netrc and proxy settings in a thread on every
-    # request (two thread-pool hops each); every remote base URL is a setting instead.
-    return aiohttp.ClientSession(connector=connector, trust_env=False, trace_configs=traces)
 
 
 def simulated(settings: Settings, sim: Simulator) -> Settings:

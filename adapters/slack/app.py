@@ -49,6 +49,7 @@ from bot.errors import PlatformError, PlatformRefused
 from bot.http import HttpServer
 from bot.i18n import N_, _
 from bot.models import ChannelKey, CommandName, Form, Inbound, ThreadKey, View
+from bot.sessions import PLATFORM_CONNECTIONS, new_http_session
 from bot.shared_budgets import SharedBudgets
 from bot.tasks import BackgroundTasks
 
@@ -80,12 +81,13 @@ class SlackBot:
         # with replicas, every budget is also drawn from the store: one workspace, one budget
         self.shared = SharedBudgets(core.shared_tokens) if core.shared_tokens else None
         self.limiter = limiter or SlackLimiter(state=self.shared)
-        # The process's shared session: without one slack_sdk opens (and closes) a new
-        # aiohttp session and connection for every call.
+        # A session of the Web API's own, with a few pooled connections (`bot.sessions`):
+        # without one slack_sdk opens (and closes) a session and connection for every call.
+        self.api_session = new_http_session(metrics=core.metrics, per_host=PLATFORM_CONNECTIONS)
         self.client = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(),
             base_url=settings.slack_api_url,
-            session=core.session,
+            session=self.api_session,
         )
         # 429s of the methods our budgets pace go back to them; the rest are waited out here
         self.client.retry_handlers.append(PacedRetryHandler(max_retry_count=3))
@@ -143,6 +145,7 @@ class SlackBot:
                 await self._socket.close_async()
         await self._tasks.cancel_all()
         await self.limiter.aclose()
+        await self.api_session.close()
 
     async def handle_http(self, request: web.Request) -> web.Response:
         """Bolt's request handling (signature check included) behind our aiohttp server."""
