@@ -4,7 +4,7 @@ One pooled session serves the Eachlabs APIs, media downloads and uploads (`Core.
 each running turn holds one each::sense stream, so its connections are not capped. A
 platform's Web API gets a session of its own with a few connections (`per_host`): every turn
 calls that one host, and a connection per turn in flight (each one's transport, parser and
-buffers, about 25 KB) would be most of what a thousand concurrent turns cost in memory, while
+buffers, about 12 KB) would add up with a thousand concurrent turns, while
 a few dozen connections carry thousands of calls a second, far above any platform's limits.
 """
 
