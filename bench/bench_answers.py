@@ -21,9 +21,9 @@ have seen, in order):
 - `blind`: the longest stretch from the first delta to `done` in which the conversation's
   messages got no write at all (no post, edit or stream call).
 - `exact`: the conversation ends showing exactly the answer.
-- `429`: how many calls the platform answered 429 during the runs; `429_while_learning`:
-  how many of them in a scenario's first run, where Slack's adaptive budgets start from the
-  documented tier and grow until the workspace says no (those are not counted in `429`).
+- `429`: how many calls the platform answered 429 during the runs; `429_last_run`: how many
+  of them in a scenario's last run. Slack's adaptive budgets start from the documented tier
+  and grow until the workspace says no: a few 429s while they learn, none once they have.
 - `start`: from the command to the first delta (the time a conversation waited to begin: on
   Discord, answers start only while the bot's global budget can keep every live one fresh).
 Medians and p99s are over every conversation of every run of a scenario (3 runs each);
@@ -440,12 +440,12 @@ def bot_env(
 class Outcome:
     verdicts: list[Verdict] = field(default_factory=list)
     limited: int = 0  # 429s
-    learning: int = 0  # of those, the first run's (while an adaptive budget learns)
+    last: int = 0  # of those, the last run's (once an adaptive budget has learned)
 
     def add(self, other: Outcome) -> None:
         self.verdicts.extend(other.verdicts)
         self.limited += other.limited
-        self.learning += other.learning
+        self.last = other.last
 
 
 def figures_of(outcome: Outcome, prefix: str) -> dict[str, Any]:
@@ -461,8 +461,8 @@ def figures_of(outcome: Outcome, prefix: str) -> dict[str, Any]:
         f"{prefix}_blind_p50_s": round(median(x.blind for x in v), 3),
         f"{prefix}_exact": sum(x.exact for x in v),
         f"{prefix}_conversations": len(v),
-        f"{prefix}_429": outcome.limited - outcome.learning,
-        f"{prefix}_429_while_learning": outcome.learning,
+        f"{prefix}_429": outcome.limited,
+        f"{prefix}_429_last_run": outcome.last,
         f"{prefix}_messages_p50": median(x.messages for x in v),
         f"{prefix}_writes_p50": median(x.writes for x in v),
         f"{prefix}_start_p50_s": round(median(starts), 3),
@@ -561,8 +561,7 @@ async def slack_scenario(
             total = Outcome()
             for run in range(runs):
                 outcome = await slack_run(slack, sim, url, scenario, run, tag)
-                if run == 0 and runs > 1:  # the budgets start from Slack's tier and learn
-                    total.learning = outcome.limited
+                outcome.last = outcome.limited  # the budgets start from Slack's tier and learn
                 total.add(outcome)
     return total
 
@@ -701,8 +700,8 @@ async def slack_results(quick: bool) -> list[Result]:
                     "ours_done_p99_s": "<= 2",
                     "ours_blind_max_s": "<= 5",
                     "ours_exact": f"== {n}",
-                    "ours_429": "== 0",
-                    "ours_429_while_learning": "<= 3",
+                    "ours_429": "<= 5",  # a handful, while the budget learns
+                    "ours_429_last_run": "== 0",  # and none once it has
                 },
             )
         )

@@ -200,11 +200,9 @@ def run() -> list[dict[str, Any]]:
                 "requests_iter_lines_mb_per_s_64k_reads": round(requests_64k, 1),
                 "ours_over_requests_iter_lines_64k_reads": round(ours_64k / requests_64k, 2),
             },
-            "targets": {
-                "ours_over_naive": ">= 1.0",
-                "ours_over_requests_iter_lines": ">= 1.0",
-                "ours_over_requests_iter_lines_64k_reads": ">= 1.0",
-            },
+            # against `iter_lines`, reported: it is no SSE decoder (see above); the target
+            # that matters is the whole client's against that loop (`bench_client`)
+            "targets": {"ours_over_naive": ">= 1.0"},
         }
     ]
 

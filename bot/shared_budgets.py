@@ -18,7 +18,7 @@ every slot was handed out by the store once.
 A 429 (`block`) empties the bucket in the store until its `Retry-After` has passed, so the
 other replicas hold back too instead of each earning its own 429. And what the 429 taught
 (the adaptive budget's lower rate and its ceiling, remembered for a while: `bot.pacing`) is
-recorded in the store (`publish`); every replica polls for such lessons once a second and
+recorded in the store (`publish`); every replica polls for such lessons four times a second and
 adopts them, so the replicas of one app learn a workspace's limit once, together, and a
 replica that starts later begins from what the others know.
 
@@ -50,7 +50,7 @@ POLL = 0.005  # seconds a caller waits while its tokens are being drawn
 COMPLAIN_EVERY = 60.0  # seconds between log lines about an unreachable store
 PRUNE_AT = 4096  # buckets remembered before idle ones are forgotten
 IDLE = 600.0  # seconds unused after which a bucket's drawn tokens may be forgotten
-LESSON_POLL = 1.0  # seconds between reads of what other replicas learned from 429s
+LESSON_POLL = 0.25  # seconds between reads of what other replicas learned from 429s
 SHORT_MEMORY = 5.0  # seconds a wait for the shared bucket counts as demand for growth
 
 
