@@ -47,13 +47,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
 from typing import Any
 
-import asyncpg
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -191,24 +189,14 @@ async def overhead_postgres(
     """`overhead` with the bot on PostgreSQL, coordinating as a replica does (the thread's
     lease, the person's slot across replicas, Stop polled from the store), on a fresh
     schema of the local server the tests use."""
-    from bench.bench_store import DEFAULT_PG, drop_schema, fresh_schema
+    from bench.bench_store import PostgresUnreachable, postgres_schema
 
-    base = os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG
+    name = "overhead_last_event_to_final_edit_postgres"
     try:
-        url, schema = await fresh_schema(base)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as err:
-        figures = {"postgres": f"unreachable ({type(err).__name__})"}
-        return result("overhead_last_event_to_final_edit_postgres", figures)
-    try:
-        return await overhead(
-            sizes,
-            repeat=repeat,
-            database_url=url,
-            name="overhead_last_event_to_final_edit_postgres",
-            **kwargs,
-        )
-    finally:
-        await drop_schema(base, schema)
+        async with postgres_schema() as url:
+            return await overhead(sizes, repeat=repeat, database_url=url, name=name, **kwargs)
+    except PostgresUnreachable as err:
+        return result(name, {"postgres": str(err)})
 
 
 # --- politeness and freshness -------------------------------------------------------------

@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-import asyncpg
 
 from bench.bench_answers import (
     B,
@@ -42,7 +39,7 @@ from bench.bench_answers import (
     figures_of,
     slack_run,
 )
-from bench.bench_store import DEFAULT_PG, drop_schema, fresh_schema
+from bench.bench_store import PostgresUnreachable, postgres_schema
 from bench.common import ROOT_DIR, SIGNING_SECRET, Result, result
 from tests.limited_slack import LimitedSlack
 
@@ -84,22 +81,18 @@ async def replicas_scenario(
 async def compare(quick: bool) -> Result:
     scenario = Scenario("B", 4, 200, 1_200, seconds=4.0) if quick else B
     runs = 1 if quick else RUNS
-    base = os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG
     figures: dict[str, Any] = {"conversations_per_run": scenario.conversations, "runs": runs}
     with tempfile.TemporaryDirectory() as name:
         outcomes: dict[int, tuple[Outcome, Counter[str], int]] = {}
         for replicas in (1, 2):
             try:
-                url, schema = await fresh_schema(base)
-            except (OSError, asyncpg.PostgresError, TimeoutError) as err:
-                figures["postgres"] = f"unreachable ({type(err).__name__})"
+                async with postgres_schema() as url:
+                    outcomes[replicas] = await replicas_scenario(
+                        Path(name), url, scenario, replicas=replicas, runs=runs, tag=f"r{replicas}"
+                    )
+            except PostgresUnreachable as err:
+                figures["postgres"] = str(err)
                 return result("replicas_calls_per_workspace", figures)
-            try:
-                outcomes[replicas] = await replicas_scenario(
-                    Path(name), url, scenario, replicas=replicas, runs=runs, tag=f"r{replicas}"
-                )
-            finally:
-                await drop_schema(base, schema)
     for replicas, label in ((1, "one"), (2, "two")):
         outcome, calls, learning = outcomes[replicas]
         figures[f"{label}_429_while_learning"] = learning

@@ -11,12 +11,13 @@ engines in the same run, and their ratio. PostgreSQL is the local server the tes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -92,6 +93,25 @@ async def drop_schema(base: str, schema: str) -> None:
         await conn.close()
 
 
+class PostgresUnreachable(Exception):
+    """The tests' PostgreSQL server could not be reached (the figure says so instead)."""
+
+
+@contextlib.asynccontextmanager
+async def postgres_schema() -> AsyncIterator[str]:
+    """A URL for a fresh schema on the local server the tests use (`TEST_DATABASE_URL`),
+    dropped afterwards; `PostgresUnreachable`, with the reason, when there is no server."""
+    base = os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG
+    try:
+        url, schema = await fresh_schema(base)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as err:
+        raise PostgresUnreachable(f"unreachable ({type(err).__name__})") from err
+    try:
+        yield url
+    finally:
+        await drop_schema(base, schema)
+
+
 def figures(name: str, samples: Sequence[float]) -> dict[str, Any]:
     return {
         f"{name} p50 ms": ms(median(samples)),
@@ -103,18 +123,11 @@ async def scenario(in_flight: int) -> Result:
     name = f"store per turn, {in_flight} in flight"
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = await measure(f"sqlite:///{tmp}/bench.db", coordinated=False, in_flight=in_flight)
-    base = os.environ.get("TEST_DATABASE_URL") or DEFAULT_PG
     try:
-        url, schema = await fresh_schema(base)
-    except (OSError, asyncpg.PostgresError, TimeoutError) as err:
-        return result(
-            name,
-            {**figures("sqlite", sqlite), "postgres": f"unreachable ({type(err).__name__})"},
-        )
-    try:
-        postgres = await measure(url, coordinated=True, in_flight=in_flight)
-    finally:
-        await drop_schema(base, schema)
+        async with postgres_schema() as url:
+            postgres = await measure(url, coordinated=True, in_flight=in_flight)
+    except PostgresUnreachable as err:
+        return result(name, {**figures("sqlite", sqlite), "postgres": str(err)})
     found = {**figures("sqlite", sqlite), **figures("postgres", postgres)}
     found["postgres/sqlite p50"] = round(median(postgres) / median(sqlite), 2)
     found["turns"] = TURNS

@@ -11,9 +11,9 @@ The limiters ask synchronously, on every call (`bot.pacing.BudgetState.take`, Di
 of every final edit. So `SharedTokens` keeps, per bucket, a few tokens already drawn from the
 store (their slots given by the store: "may be spent from then on"), and draws the next ones
 in the background as they are spent: a caller takes a drawn token whose slot has come, or is
-told how long until one will have. Drawing ahead costs at most `AHEAD` slots per bucket in
-use when a replica goes quiet; it never lets the replicas together exceed the bucket, because
-every slot was handed out by the store once.
+told how long until one will have. Drawing ahead costs at most a burst of slots per bucket
+in use when a replica goes quiet (one, once the bucket is short); it never lets the replicas
+together exceed the bucket, because every slot was handed out by the store once.
 
 A 429 (`block`) empties the bucket in the store until its `Retry-After` has passed, so the
 other replicas hold back too instead of each earning its own 429. And what the 429 taught
@@ -34,7 +34,7 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,12 +122,16 @@ class SharedTokens:
         until = now + retry_after
         bucket = self._bucket(name, rate, burst, now)
         bucket.ready = deque(max(at, until) for at in bucket.ready)
-        self._spawn(self._block(name, rate=rate, burst=burst, now=now, until=until))
+        self._spawn(
+            self._quietly(
+                self._store.block_budget(name, rate=rate, burst=burst, now=now, until=until)
+            )
+        )
 
     def publish(self, name: str, *, rate: float, ceiling: float, until: float) -> None:
         """Record what a 429 taught budget `name` (see the module), for the other replicas."""
         lesson = BudgetRefusal(name, self.source, rate, ceiling, until, self._clock())
-        self._spawn(self._record(lesson))
+        self._spawn(self._quietly(self._store.record_refusal(lesson)))
 
     def listen(self, listener: Callable[[BudgetRefusal], None]) -> None:
         """Call `listener` with every lesson another replica records (and those recorded
@@ -198,17 +202,10 @@ class SharedTokens:
         if bucket.wanted:  # callers came while drawing
             self._draw(name, bucket)
 
-    async def _block(
-        self, name: str, *, rate: float, burst: float, now: float, until: float
-    ) -> None:
+    async def _quietly(self, write: Awaitable[None]) -> None:
+        """A write whose failure only costs sharing (the local budgets still pace)."""
         try:
-            await self._store.block_budget(name, rate=rate, burst=burst, now=now, until=until)
-        except Exception as err:
-            self._complain(err)
-
-    async def _record(self, lesson: BudgetRefusal) -> None:
-        try:
-            await self._store.record_refusal(lesson)
+            await write
         except Exception as err:
             self._complain(err)
 

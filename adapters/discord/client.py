@@ -37,10 +37,6 @@ from adapters.discord.endpoints import use_endpoints
 from adapters.discord.errors import discord_errors
 from adapters.discord.i18n import CatalogTranslator
 from adapters.discord.ratelimit import (
-    GLOBAL_BURST,
-    GLOBAL_PER,
-    GLOBAL_RATE,
-    GLOBAL_SAFETY,
     LIVE_SHARE,
     LOW_SHARE,
     RESERVE,
@@ -165,7 +161,7 @@ class DiscordBot:
         self.client.on_message = self._on_message  # type: ignore[attr-defined]
         self.client.on_interaction = self._on_interaction  # type: ignore[attr-defined]
 
-    def _shared_global(self, core: Core | None) -> Callable[[], float] | None:
+    def _shared_global(self, core: Core | None) -> Callable[[float, float], float] | None:
         """With replicas, the global budget (50 requests a second per bot token, whatever
         the number of shards and processes) is also drawn from the store."""
         tokens = core.shared_tokens if core is not None else None
@@ -174,10 +170,9 @@ class DiscordBot:
         token = self.settings.discord_token.get_secret_value()
         bot = discord_application_id(token) or hashlib.sha256(token.encode()).hexdigest()[:16]
         name = f"discord:{bot}:global"
-        rate = GLOBAL_RATE / (GLOBAL_PER + GLOBAL_SAFETY)
 
-        def take() -> float:
-            return tokens.take(name, rate=rate, burst=GLOBAL_BURST)
+        def take(rate: float, burst: float) -> float:
+            return tokens.take(name, rate=rate, burst=burst)
 
         return take
 

@@ -181,12 +181,13 @@ class ChannelLimiter:
         global_burst_per: float = GLOBAL_BURST_PER,
         reserve: int = 0,
         low_share: float = 1.0,
-        shared: Callable[[], float] | None = None,
+        shared: Callable[[float, float], float] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        """`shared` draws a token of the bot's global budget shared by every process (see
-        `bot.shared_budgets`): 0.0 when one was taken, else seconds until one may be."""
+        """`shared(rate, burst)` draws a token of the bot's global budget shared by every
+        process (see `bot.shared_budgets`), refilled at this limiter's global rate: 0.0 when
+        one was taken, else seconds until one may be."""
         self._shared = shared
         self.rate = rate
         self.reserve = max(0, min(reserve, rate - 1))
@@ -282,7 +283,7 @@ class ChannelLimiter:
                 blocked.append(stamps[len(stamps) - room] + self.per)
                 remaining.append(waiter)
                 continue
-            if self._shared is not None and (wait := self._shared()) > 0:
+            if (wait := self._shared_wait()) > 0:
                 # the other processes of this bot spent the second: everyone waits
                 remaining.extend(w for w in self._waiting[index:] if not w.granted.done())
                 shared_at = now + wait
@@ -305,6 +306,13 @@ class ChannelLimiter:
             self._wake_at(free_at)
         elif blocked or shared_at < math.inf:
             self._wake_at(min([*blocked, shared_at]))
+
+    def _shared_wait(self) -> float:
+        """Take a token of the replicas' shared global budget (refilled at this window's
+        rate): 0.0 when taken or when there is none to share, else the seconds to wait."""
+        if self._shared is None:
+            return 0.0
+        return self._shared(self.global_rate / self.global_per, self.global_burst)
 
     def _low_cap(self) -> int:
         """How many `start`/`tidy` slots the global window may hold now."""
