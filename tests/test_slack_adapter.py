@@ -675,3 +675,16 @@ async def test_the_agent_reads_what_the_person_typed_not_slack_markup(rig: Rig) 
     prompt = rig.sim.requests[1].prompt
     assert "a <b> & c for @u7 and @here, see the docs (https://example.com)" in prompt
     assert "<@U7>" not in prompt and "&amp;" not in prompt
+
+
+async def test_the_web_api_is_called_over_a_few_pooled_connections(rig: Rig) -> None:
+    """A hundred Web API calls at once (a hundred turns' edits) share at most
+    `PLATFORM_CONNECTIONS` connections to Slack instead of opening one each."""
+    from bot.sessions import PLATFORM_CONNECTIONS
+
+    before = set(rig.slack.connections)
+    calls = [rig.bot.client.chat_postMessage(channel=f"C{n}", text="hi") for n in range(100)]
+    answers = await asyncio.gather(*calls)
+    assert all(answer["ok"] for answer in answers)
+    opened = rig.slack.connections - before
+    assert 1 <= len(opened) <= PLATFORM_CONNECTIONS
